@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pcseg`` command line, one module each (see :mod:`pcseg.cli`)."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real scans beside the project, and deterministic seeds."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REAL_SCANS = PROJECT_ROOT.parent / "shared" / "real"
+
+# Tests run on two cores shared with other work: keep kernels single-threaded
+# unless a test asks otherwise.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def real_scans() -> Path:
+    """Folder of real captures (``../shared/real``); skips the test when it is absent."""
+    if not REAL_SCANS.is_dir():
+        pytest.skip(f"real scans not found at {REAL_SCANS}")
+    return REAL_SCANS
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded numpy generator, so failures reproduce."""
+    return np.random.default_rng(1234)
