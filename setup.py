@@ -37,7 +37,8 @@ def extension():
     cpp_sources = sorted(glob.glob(os.path.join("cuda_ops", "**", "*.cpp"), recursive=True))
     cu_sources = sorted(glob.glob(os.path.join("cuda_ops", "**", "*.cu"), recursive=True))
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    cxx_flags = ["-O3", "-std=c++17"] + openmp
+    # C++20: the torch headers need it. No fused multiply-add: distances must round exactly as cuda_ops/common/point_math.h says.
+    cxx_flags = ["-O3", "-std=c++20", "-ffp-contract=off"] + openmp
     define_macros = []
     if want_cuda():
         define_macros.append(("WITH_CUDA", None))
@@ -47,7 +48,7 @@ def extension():
             "pcseg._C", cpp_sources + cu_sources,
             include_dirs=[os.path.join(HERE, "cuda_ops")],
             define_macros=define_macros,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--use_fast_math=false"]},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false", "-std=c++20"]},
             extra_link_args=openmp,
         )
     return CppExtension(

@@ -1,0 +1,70 @@
+// Exact k-nearest-neighbour and annulus (ring) queries on the CPU.
+//
+// Both walk a KD-tree of the reference cloud depth first, nearer child first,
+// and prune a node only when its box lower bound is strictly beyond the
+// current k-th neighbour (an equal distance may still win on a lower index),
+// so the result equals a brute-force scan with the same tie rule.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "../common/kdtree.h"
+
+namespace pcseg {
+
+// Keeps the k best (dist, idx) of one query, ascending, in caller storage.
+// A ring query additionally accepts only r_inner2 <= d2 < r_outer2.
+template <typename T, bool kRing>
+struct TreeSearch {
+  const KdTree<T>& tree;
+  int64_t k;
+  T r_inner2, r_outer2;
+
+  // dist/idx: (k,) output row, overwritten. Returns the number of real entries.
+  int64_t run(T qx, T qy, T qz, T* dist, int64_t* idx) const {
+    for (int64_t j = 0; j < k; ++j) {
+      dist[j] = std::numeric_limits<T>::infinity();
+      idx[j] = -1;
+    }
+    int32_t stack[128];
+    int top = 0;
+    stack[top++] = 0;
+    while (top > 0) {
+      const KdNode<T>& nd = tree.nodes[stack[--top]];
+      const T lb = tree.min_dist2(nd, qx, qy, qz);
+      if (lb > dist[k - 1]) continue;
+      if (kRing) {
+        if (!(lb < r_outer2)) continue;
+        if (tree.max_dist2(nd, qx, qy, qz) < r_inner2) continue;
+      }
+      if (nd.left < 0) {
+        scan_leaf(nd, qx, qy, qz, dist, idx);
+        continue;
+      }
+      // Push the farther child first so the nearer one is searched first.
+      const KdNode<T>& a = tree.nodes[nd.left];
+      const KdNode<T>& b = tree.nodes[nd.right];
+      const bool left_first = tree.min_dist2(a, qx, qy, qz) <= tree.min_dist2(b, qx, qy, qz);
+      stack[top++] = left_first ? nd.right : nd.left;
+      stack[top++] = left_first ? nd.left : nd.right;
+    }
+    int64_t found = 0;
+    while (found < k && idx[found] >= 0) ++found;
+    return found;
+  }
+
+ private:
+  void scan_leaf(const KdNode<T>& nd, T qx, T qy, T qz, T* dist, int64_t* idx) const {
+    const T* px = tree.x.data();
+    const T* py = tree.y.data();
+    const T* pz = tree.z.data();
+    for (int64_t i = nd.begin; i < nd.end; ++i) {
+      const T d = sq_dist<T>(px[i], py[i], pz[i], qx, qy, qz);
+      if (kRing && !in_ring(d, r_inner2, r_outer2)) continue;
+      if (d <= dist[k - 1]) insert_sorted(dist, idx, k, d, tree.index[i]);
+    }
+  }
+};
+
+}  // namespace pcseg
