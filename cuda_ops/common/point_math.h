@@ -7,6 +7,7 @@
 // CPU and CUDA results bitwise identical and equal to the numpy reference.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -44,6 +45,12 @@ PCSEG_HD double mul_rn(double a, double b) {
 #else
   return a * b;
 #endif
+}
+
+// +infinity in dtype T, usable in host and device code.
+template <typename T>
+PCSEG_HD T infinity() {
+  return static_cast<T>(INFINITY);
 }
 
 // Squared distance of the sum of three per-axis offsets (see file comment).
