@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "../common/kdtree.h"
 
@@ -27,7 +28,9 @@ struct TreeSearch {
       dist[j] = std::numeric_limits<T>::infinity();
       idx[j] = -1;
     }
-    int32_t stack[128];
+    // Depth-first, two children pushed per node popped: depth + 2 slots suffice.
+    thread_local std::vector<int32_t> stack;
+    stack.resize(tree.depth + 2);
     int top = 0;
     stack[top++] = 0;
     while (top > 0) {
