@@ -21,7 +21,7 @@
 namespace {
 
 constexpr int64_t kFpsLeafSize = 64;
-constexpr int64_t kKnnLeafSize = 16;
+constexpr int64_t kKnnLeafSize = 32;
 
 int max_threads() {
 #ifdef _OPENMP
@@ -80,12 +80,18 @@ void tree_queries(const at::Tensor& query, const at::Tensor& ref, int64_t k, con
   const scalar_t* q = query.data_ptr<scalar_t>();
   const scalar_t* r = ref.data_ptr<scalar_t>();
   std::vector<pcseg::KdTree<scalar_t>*> trees(B, nullptr);
+  const bool same = q == r && M == N;
   const int threads = max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t b = 0; b < B; ++b) trees[b] = new pcseg::KdTree<scalar_t>(r + b * N * 3, rlen[b], kKnnLeafSize);
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads)
-  for (int64_t t = 0; t < B * M; ++t) {
-    const int64_t b = t / M, i = t % M;
+  for (int64_t u = 0; u < B * M; ++u) {
+    // Queries that are the reference cloud itself run in tree order, so that
+    // consecutive queries walk the same nodes (much better cache use).
+    const int64_t b = u / M, pos = u % M;
+    const bool self = same && qlen[b] == rlen[b] && pos < qlen[b];
+    const int64_t i = self ? trees[b]->index[pos] : pos;
+    const int64_t t = b * M + i;
     scalar_t* drow = dist + t * k;
     int64_t* irow = idx + t * k;
     if (i >= qlen[b]) {

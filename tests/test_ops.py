@@ -93,8 +93,13 @@ def test_fps_matches_naive(case, dtype, rng):
 def test_fps_large_cloud_all_threads(rng):
     """Enough leaves for the within-cloud parallel path."""
     x = as_batch(room_like(rng, 20000), torch.float32)
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
-    np.testing.assert_array_equal(ops.fps(x, 200)[0].numpy(), naive_fps(x[0].numpy(), 200))
+    try:
+        got = ops.fps(x, 200)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(got[0].numpy(), naive_fps(x[0].numpy(), 200))
 
 
 def test_fps_padded_batch(rng):
@@ -135,6 +140,18 @@ def test_knn_agrees_with_ckdtree(rng):
     wd, wi = cKDTree(ref).query(query, 16)
     np.testing.assert_array_equal(i[0].numpy(), wi)
     np.testing.assert_allclose(d[0].numpy(), wd**2, rtol=1e-12)
+
+
+def test_knn_of_a_cloud_with_itself(rng):
+    """Self queries run in tree order; results must still land in their own rows."""
+    from scipy.spatial import cKDTree
+
+    pts = room_like(rng, 4000, np.float64)
+    pts += rng.random(pts.shape) * 1e-6  # no exact ties, so cKDTree's order is unambiguous
+    d, i = ops.knn(as_batch(pts, torch.float64), as_batch(pts, torch.float64), 8)
+    wd, wi = cKDTree(pts).query(pts, 8)
+    np.testing.assert_array_equal(i[0].numpy(), wi)
+    np.testing.assert_allclose(d[0].numpy(), wd**2, rtol=1e-9, atol=1e-18)
 
 
 def test_knn_k_larger_than_cloud():

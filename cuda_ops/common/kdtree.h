@@ -42,11 +42,11 @@ struct KdTree {
   }
 
   // Lower / upper bound of the squared distance from q to node's points.
-  T min_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const {
+  PCSEG_HD T min_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const {
     return sum_sq<T>(gap_to_interval(qx, nd.lo[0], nd.hi[0]), gap_to_interval(qy, nd.lo[1], nd.hi[1]),
                      gap_to_interval(qz, nd.lo[2], nd.hi[2]));
   }
-  T max_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const {
+  PCSEG_HD T max_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const {
     return sum_sq<T>(far_to_interval(qx, nd.lo[0], nd.hi[0]), far_to_interval(qy, nd.lo[1], nd.hi[1]),
                      far_to_interval(qz, nd.lo[2], nd.hi[2]));
   }

@@ -12,6 +12,8 @@
 
 #if defined(__CUDACC__)
 #define PCSEG_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define PCSEG_HD inline __attribute__((always_inline))
 #else
 #define PCSEG_HD inline
 #endif

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "../common/kdtree.h"
@@ -29,14 +30,14 @@ struct TreeSearch {
       idx[j] = -1;
     }
     // Depth-first, two children pushed per node popped: depth + 2 slots suffice.
-    thread_local std::vector<int32_t> stack;
+    thread_local std::vector<std::pair<int32_t, T>> stack;
     stack.resize(tree.depth + 2);
     int top = 0;
-    stack[top++] = 0;
+    stack[top++] = {0, tree.min_dist2(tree.nodes[0], qx, qy, qz)};
     while (top > 0) {
-      const KdNode<T>& nd = tree.nodes[stack[--top]];
-      const T lb = tree.min_dist2(nd, qx, qy, qz);
+      const auto [id, lb] = stack[--top];
       if (lb > dist[k - 1]) continue;
+      const KdNode<T>& nd = tree.nodes[id];
       if (kRing) {
         if (!(lb < r_outer2)) continue;
         if (tree.max_dist2(nd, qx, qy, qz) < r_inner2) continue;
@@ -46,11 +47,15 @@ struct TreeSearch {
         continue;
       }
       // Push the farther child first so the nearer one is searched first.
-      const KdNode<T>& a = tree.nodes[nd.left];
-      const KdNode<T>& b = tree.nodes[nd.right];
-      const bool left_first = tree.min_dist2(a, qx, qy, qz) <= tree.min_dist2(b, qx, qy, qz);
-      stack[top++] = left_first ? nd.right : nd.left;
-      stack[top++] = left_first ? nd.left : nd.right;
+      const T la = tree.min_dist2(tree.nodes[nd.left], qx, qy, qz);
+      const T lb_right = tree.min_dist2(tree.nodes[nd.right], qx, qy, qz);
+      if (la <= lb_right) {
+        stack[top++] = {nd.right, lb_right};
+        stack[top++] = {nd.left, la};
+      } else {
+        stack[top++] = {nd.left, la};
+        stack[top++] = {nd.right, lb_right};
+      }
     }
     int64_t found = 0;
     while (found < k && idx[found] >= 0) ++found;
