@@ -76,25 +76,27 @@ struct KdTree {
     // Points at the low end are always left and at the high end right, so
     // both sides are non-empty even when the midpoint rounds onto lo.
     const T cut = nd.lo[axis] + (nd.hi[axis] - nd.lo[axis]) / T(2);
-    const int64_t mid = partition(begin, end, axis, [cut, lo = nd.lo[axis]](T v) { return v < cut || v == lo; });
+    const int64_t mid = partition(begin, end, axis, [cut, lo = nd.lo[axis]](T v) { return (v < cut) | (v == lo); });
     nd.left = build(begin, mid, leaf_size, level + 1);
     nd.right = build(mid, end, leaf_size, level + 1);
     nodes[id] = nd;
     return id;
   }
 
+  // Branch-free Lomuto partition: every point is swapped with the first
+  // right-side slot and the boundary advances only for left points (data-
+  // dependent branches would mispredict about half the time).
   template <typename Pred>
   int64_t partition(int64_t begin, int64_t end, int axis, Pred goes_left) {
     const T* c = axis_data(axis);
     int64_t mid = begin;
     for (int64_t i = begin; i < end; ++i) {
-      if (goes_left(c[i])) {
-        std::swap(x[i], x[mid]);
-        std::swap(y[i], y[mid]);
-        std::swap(z[i], z[mid]);
-        std::swap(index[i], index[mid]);
-        ++mid;
-      }
+      const bool left = goes_left(c[i]);
+      const T xi = x[i], yi = y[i], zi = z[i];
+      const int64_t ii = index[i];
+      x[i] = x[mid], y[i] = y[mid], z[i] = z[mid], index[i] = index[mid];
+      x[mid] = xi, y[mid] = yi, z[mid] = zi, index[mid] = ii;
+      mid += left;
     }
     return mid;
   }

@@ -115,7 +115,7 @@ void fps_cloud(const T* xyz, int64_t n, int64_t m, int64_t start, int64_t* out, 
   FpsState<T> state(xyz, n, leaf_size);
   out[0] = start;
 #ifdef _OPENMP
-  if (threads > 1 && n >= 32 * leaf_size * threads) {
+  if (threads > 1 && n >= (int64_t(1) << 18)) {  // below that the barriers cost more than they save
     std::vector<int32_t> roots, above;
     int depth = 0;
     while ((1 << depth) < 4 * threads) ++depth;
