@@ -1,0 +1,39 @@
+"""Reading and writing point clouds: PLY (plyfile), LAS/LAZ (laspy), PCD (pypcd4).
+
+Every reader returns a :class:`Cloud`; :func:`read_cloud` picks the reader by the
+file extension. See docs/FORMATS.md for what is read and how bad files are reported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import PcsegError
+from .cloud import Cloud
+from .las import read_las
+from .pcd import read_pcd
+from .ply import read_ply, write_labelled_ply, write_ply
+
+READERS = {".ply": read_ply, ".las": read_las, ".laz": read_las, ".pcd": read_pcd}
+
+
+def read_cloud(path: os.PathLike) -> Cloud:
+    """Read a point cloud file (.ply, .las, .laz, .pcd) into a :class:`Cloud`.
+
+    Raises :class:`PcsegError` with a one-line message naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PcsegError(f"{path}: no such file")
+    if path.is_dir():
+        raise PcsegError(f"{path}: is a directory, expected a point cloud file")
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise PcsegError(f"{path}: unsupported file type '{path.suffix}' "
+                         f"(supported: {', '.join(sorted(READERS))})")
+    return reader(path)
+
+
+__all__ = ["Cloud", "read_cloud", "read_ply", "read_las", "read_pcd", "write_ply",
+           "write_labelled_ply"]
