@@ -1,0 +1,1 @@
+"""Datasets: the per-room cache, S3DIS and labelled-PLY preparation, splits."""

@@ -1,0 +1,132 @@
+"""Preparation of raw S3DIS (Stanford layout) into the room cache.
+
+Expected layout (``Stanford3dDataset_v1.2_Aligned_Version``)::
+
+    SRC/Area_N/<room>/Annotations/<class>_<i>.txt     lines "x y z r g b"
+
+Class names outside the 13 S3DIS classes (e.g. ``stairs``) become ``clutter``. Rooms
+are prepared in parallel, each written atomically, so an interrupted run resumes where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..classes import S3DIS_CLASSES
+from ..errors import PcsegError
+from .rooms import read_room_entry, room_is_complete, write_index, write_room
+from .text_points import parse_points
+
+AREA_PATTERN = re.compile(r"^Area_\d+$")
+CLUTTER = S3DIS_CLASSES.index("clutter")
+
+
+@dataclass
+class RoomReport:
+    """What preparing one room found: problems as ``file:line: ...`` strings."""
+
+    path: str
+    entry: dict
+    repaired: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    unknown_classes: list = field(default_factory=list)
+    resumed: bool = False
+
+
+def find_rooms(src: os.PathLike) -> list[Path]:
+    """Room folders under an S3DIS root, checked; raises :class:`PcsegError` for a wrong folder."""
+    src = Path(src)
+    if not src.is_dir():
+        raise PcsegError(f"{src}: no such folder (expected the S3DIS root with Area_1 ... Area_6)")
+    if src.name == "Stanford3dDataset_v1.2":
+        raise PcsegError(f"{src}: this is the non-aligned S3DIS release; use "
+                         "Stanford3dDataset_v1.2_Aligned_Version (rooms aligned to the axes)")
+    areas = sorted(p for p in src.iterdir() if p.is_dir() and AREA_PATTERN.match(p.name))
+    if not areas:
+        inner = [p for p in src.iterdir() if p.is_dir()
+                 and any(AREA_PATTERN.match(q.name) for q in p.iterdir() if q.is_dir())]
+        hint = f"; did you mean {inner[0]}?" if inner else ""
+        raise PcsegError(f"{src}: not an S3DIS root: expected folders Area_1 ... Area_6 "
+                         f"(Stanford3dDataset_v1.2_Aligned_Version){hint}")
+    rooms = [room for area in areas for room in sorted(area.iterdir())
+             if room.is_dir() and (room / "Annotations").is_dir()]
+    if not rooms:
+        raise PcsegError(f"{src}: no room has an Annotations folder "
+                         "(expected Area_N/<room>/Annotations/<class>_<i>.txt)")
+    return rooms
+
+
+def class_of_annotation(path: Path) -> tuple[int, bool]:
+    """Class id from an annotation file name ``<class>_<i>.txt``; unknown names -> clutter.
+
+    Returns (class id, whether the name was known).
+    """
+    name = path.stem.rsplit("_", 1)[0].lower()
+    if name in S3DIS_CLASSES:
+        return S3DIS_CLASSES.index(name), True
+    return CLUTTER, False
+
+
+def prepare_room(room: Path, dst: Path) -> RoomReport:
+    """Parse one room's annotations and write it to the cache under ``dst``."""
+    rel = f"{room.parent.name}/{room.name}"
+    if room_is_complete(dst, rel):
+        return RoomReport(rel, read_room_entry(dst, rel), resumed=True)
+    xyz, rgb, labels = [], [], []
+    report = RoomReport(rel, {})
+    for ann in sorted(room.glob("Annotations/*.txt")):
+        label, known = class_of_annotation(ann)
+        if not known:
+            report.unknown_classes.append(ann.stem.rsplit("_", 1)[0])
+        parsed = parse_points(ann)
+        report.repaired += parsed.repaired
+        report.skipped += parsed.skipped
+        xyz.append(parsed.xyz)
+        rgb.append(parsed.rgb)
+        labels.append(np.full(len(parsed.xyz), label, dtype=np.uint8))
+    if not xyz or sum(len(a) for a in xyz) == 0:
+        raise PcsegError(f"{room}: Annotations holds no points")
+    report.entry = write_room(dst, room.parent.name, room.name, np.concatenate(xyz),
+                              np.concatenate(rgb), np.concatenate(labels), len(S3DIS_CLASSES),
+                              repaired_lines=len(report.repaired), skipped_lines=len(report.skipped))
+    return report
+
+
+def _prepare_room_args(args):
+    return prepare_room(*args)
+
+
+def prepare_s3dis(src: os.PathLike, dst: os.PathLike, workers: int = 2,
+                  progress: bool = True) -> list[RoomReport]:
+    """Prepare every room of an S3DIS root into the cache ``dst``; returns one report per room.
+
+    Rooms already complete in ``dst`` are skipped. ``index.json`` is written last.
+    """
+    rooms = find_rooms(src)
+    dst = Path(dst)
+    if dst.resolve() == Path(src).resolve():
+        raise PcsegError(f"{dst}: the output folder must differ from the S3DIS root")
+    dst.mkdir(parents=True, exist_ok=True)
+    jobs = [(room, dst) for room in rooms]
+    bar = tqdm(total=len(jobs), desc="prepare", unit="room", disable=not progress)
+    reports = []
+    if workers <= 1:
+        for job in jobs:
+            reports.append(_prepare_room_args(job))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for report in pool.map(_prepare_room_args, jobs):
+                reports.append(report)
+                bar.update()
+    bar.close()
+    write_index(dst, S3DIS_CLASSES, [r.entry for r in reports])
+    return reports

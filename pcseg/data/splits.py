@@ -1,0 +1,26 @@
+"""S3DIS evaluation protocols: Area 5, and 6-fold cross-validation over the areas."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+S3DIS_AREAS = tuple(f"Area_{i}" for i in range(1, 7))
+
+
+def area5_split() -> tuple[list[str], list[str]]:
+    """(training areas, validation areas) of the Area 5 protocol."""
+    return [a for a in S3DIS_AREAS if a != "Area_5"], ["Area_5"]
+
+
+def six_fold_split(fold: int) -> tuple[list[str], list[str]]:
+    """(training areas, validation areas) of fold 1-6: validate on Area_<fold>."""
+    if fold not in range(1, 7):
+        raise ValueError(f"fold must be 1..6, got {fold}")
+    val = f"Area_{fold}"
+    return [a for a in S3DIS_AREAS if a != val], [val]
+
+
+def select_rooms(entries: Sequence[dict], areas: Sequence[str]) -> list[dict]:
+    """The index entries whose area is in ``areas``."""
+    wanted = set(areas)
+    return [e for e in entries if e["area"] in wanted]

@@ -1,0 +1,109 @@
+"""pcseg prepare s3dis: raw layout -> room cache, corrupt bytes, wrong folders, resume."""
+
+import numpy as np
+import pytest
+
+from pcseg.classes import S3DIS_CLASSES
+from pcseg.cli import main
+from pcseg.data.rooms import load_index, load_room
+from pcseg.data.s3dis import prepare_s3dis
+from pcseg.data.text_points import parse_points
+from pcseg.errors import PcsegError
+
+
+def _rows(rng, n, z):
+    xyz = np.column_stack([rng.uniform(0, 4, n), rng.uniform(0, 3, n), np.full(n, z)])
+    rgb = rng.integers(0, 256, (n, 3))
+    return "".join(f"{x:.6f} {y:.6f} {zz:.6f} {r} {g} {b}\n" for (x, y, zz), (r, g, b) in zip(xyz, rgb))
+
+
+def _make_layout(root, rng, rooms=(("Area_1", "office_1"), ("Area_3", "hallway_2"))):
+    for area, room in rooms:
+        ann = root / area / room / "Annotations"
+        ann.mkdir(parents=True)
+        (ann / "floor_1.txt").write_text(_rows(rng, 50, 0.0))
+        (ann / "ceiling_1.txt").write_text(_rows(rng, 40, 3.0))
+        (ann / "chair_2.txt").write_text(_rows(rng, 30, 0.5))
+    return root
+
+
+def test_parse_repairs_the_known_s3dis_corruptions(tmp_path):
+    path = tmp_path / "ceiling_1.txt"
+    path.write_bytes(b"1.0 2.0 3.0 10 20 30\n"
+                     b"4.0 5.0 103.0\x100000 1 2 3\n"      # Area_5/office_19 kind
+                     b"7.0 8.0 9.0 4\x00 5 6\n"             # NUL byte, Area_5/hallway_6 kind
+                     b"-9.1\x160 1.0 2.0 7 8 9\n"           # Area_3 kind
+                     b"1.0 2.0 3.0 4 5\n"                   # a column missing: skipped
+                     b"1.5 2.5 3.5 11 12 13\n")
+    parsed = parse_points(path)
+    np.testing.assert_allclose(parsed.xyz, [[1, 2, 3], [4, 5, 103], [7, 8, 9], [-9.1, 1, 2], [1.5, 2.5, 3.5]])
+    np.testing.assert_array_equal(parsed.rgb[2], [4, 5, 6])
+    assert [r.split(":")[1] for r in parsed.repaired] == ["2", "3", "4"]
+    assert "\\x10" in parsed.repaired[0]
+    assert len(parsed.skipped) == 1 and f"{path}:5:" in parsed.skipped[0]
+
+
+def test_prepare_writes_the_cache(tmp_path, rng):
+    src = _make_layout(tmp_path / "S3DIS", rng)
+    ann = src / "Area_1" / "office_1" / "Annotations"
+    (ann / "stairs_1.txt").write_text(_rows(rng, 10, 1.0))
+    text = (ann / "floor_1.txt").read_bytes()
+    (ann / "floor_1.txt").write_bytes(text.replace(b".", b".\x10", 1))
+    reports = prepare_s3dis(src, tmp_path / "cache", workers=1, progress=False)
+    index = load_index(tmp_path / "cache")
+    assert index["classes"] == list(S3DIS_CLASSES)
+    assert [r["path"] for r in index["rooms"]] == ["Area_1/office_1", "Area_3/hallway_2"]
+    office = index["rooms"][0]
+    assert office["num_points"] == 130
+    counts = office["class_counts"]
+    assert counts[S3DIS_CLASSES.index("floor")] == 50
+    assert counts[S3DIS_CLASSES.index("clutter")] == 10  # stairs -> clutter
+    assert reports[0].unknown_classes == ["stairs"] and len(reports[0].repaired) == 1
+    room = load_room(tmp_path / "cache", office)
+    assert room.xyz.dtype == np.float32 and room.rgb.dtype == np.uint8 and room.labels.dtype == np.uint8
+    assert np.allclose(room.xyz.min(axis=0), 0)
+    assert np.allclose(room.xyz[:, 2].max(), 3.0, atol=1e-6)
+
+
+def test_prepare_resumes_and_runs_in_parallel(tmp_path, rng):
+    src = _make_layout(tmp_path / "S3DIS", rng)
+    first = prepare_s3dis(src, tmp_path / "cache", workers=2, progress=False)
+    assert not any(r.resumed for r in first)
+    second = prepare_s3dis(src, tmp_path / "cache", workers=1, progress=False)
+    assert all(r.resumed for r in second)
+    assert [r.entry for r in first] == [r.entry for r in second]
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: None, "no such folder"),
+    (lambda p: p.mkdir(), "not an S3DIS root"),
+    (lambda p: (p / "Area_1" / "office_1").mkdir(parents=True), "no room has an Annotations"),
+    (lambda p: (p / "Stanford3dDataset_v1.2_Aligned_Version" / "Area_1").mkdir(parents=True),
+     "did you mean"),
+])
+def test_wrong_folders_fail_clearly(tmp_path, capsys, make, message):
+    src = tmp_path / "src"
+    make(src)
+    assert main(["prepare", "s3dis", str(src), str(tmp_path / "cache"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pcseg: error:") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "cache" / "index.json").exists()
+
+
+def test_non_aligned_release_is_refused(tmp_path):
+    src = tmp_path / "Stanford3dDataset_v1.2"
+    (src / "Area_1" / "office_1" / "Annotations").mkdir(parents=True)
+    with pytest.raises(PcsegError, match="non-aligned"):
+        prepare_s3dis(src, tmp_path / "cache", progress=False)
+
+
+def test_cli_summary(tmp_path, rng, capsys):
+    src = _make_layout(tmp_path / "S3DIS", rng)
+    assert main(["prepare", "s3dis", str(src), str(tmp_path / "cache"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rooms" in out and "240" in out
+
+
+def test_missing_cache_is_a_clear_error(tmp_path):
+    with pytest.raises(PcsegError, match="pcseg prepare"):
+        load_index(tmp_path)
