@@ -1,0 +1,68 @@
+"""Writing generated rooms in the raw Stanford S3DIS layout::
+
+    ROOT/Area_N/<room>/<room>.txt                    every point, "x y z r g b"
+    ROOT/Area_N/<room>/Annotations/<class>_<i>.txt    one file per instance
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...fileutil import atomic_path
+from .room import ROOM_KINDS, SyntheticRoom, generate_room
+
+
+def _write_rows(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
+    """Write ``x y z r g b`` lines (6 decimals, integer colours), atomically."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]})
+    frame["x"], frame["y"], frame["z"] = (frame[c].map("{:.6f}".format) for c in "xyz")
+    for i, c in enumerate("rgb"):
+        frame[c] = rgb[:, i]
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep=" ", header=False, index=False)
+
+
+def write_room_layout(room: SyntheticRoom, area_dir: Path) -> Path:
+    """Write one room as ``area_dir/<room>/`` in the raw layout; returns the room folder."""
+    folder = area_dir / room.name
+    _write_rows(folder / f"{room.name}.txt", room.xyz, room.rgb)
+    seen: dict[str, int] = {}
+    for inst, cls in enumerate(room.instance_classes):
+        mask = room.instance == inst
+        if not mask.any():
+            continue
+        seen[cls] = seen.get(cls, 0) + 1
+        _write_rows(folder / "Annotations" / f"{cls}_{seen[cls]}.txt", room.xyz[mask], room.rgb[mask])
+    return folder
+
+
+def write_s3dis_layout(root: os.PathLike, areas: dict | int = 1, seed: int = 0, rooms_per_area: int = 3,
+                       **room_options) -> list[Path]:
+    """Generate rooms into the raw S3DIS layout under ``root``.
+
+    Args:
+        areas: ``{"Area_1": n_rooms, ...}``, or a number of areas with ``rooms_per_area`` each.
+        seed: base seed; room j of the whole set uses ``seed * 100_003 + j``.
+        room_options: passed to :func:`generate_room` (``density``, ``kind``, ...).
+    Returns the room folders written.
+    """
+    if isinstance(areas, int):
+        areas = {f"Area_{i + 1}": rooms_per_area for i in range(areas)}
+    root = Path(root)
+    folders, j = [], 0
+    for area, n_rooms in areas.items():
+        counters: dict[str, int] = {}
+        for _ in range(n_rooms):
+            rng = np.random.default_rng(seed * 100_003 + j)
+            kind = room_options.get("kind") or str(rng.choice(ROOM_KINDS))
+            counters[kind] = counters.get(kind, 0) + 1
+            options = {**room_options, "kind": kind}
+            room = generate_room(seed * 100_003 + j, name=f"{kind}_{counters[kind]}", **options)
+            folders.append(write_room_layout(room, root / area))
+            j += 1
+    return folders
