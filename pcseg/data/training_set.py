@@ -1,0 +1,93 @@
+"""The training dataset: random blocks of the rooms of a prepared cache."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .augment import AugmentConfig, augment_block
+from .blocks import sample_block
+from .features import check_feature_set, make_features
+from .rooms import Room, load_room
+
+
+def class_weights(counts: Sequence[int], ignore_absent: bool = True) -> np.ndarray:
+    """Inverse-log-frequency class weights (as PointNet++ / Open3D-ML): 1 / log(1.2 + f).
+
+    ``f`` is the class's share of points. Classes with no points get weight 0 when
+    ``ignore_absent``. Weights are normalised to mean 1 over the present classes.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    freq = counts / max(counts.sum(), 1.0)
+    weights = 1.0 / np.log(1.2 + freq)
+    if ignore_absent:
+        weights[counts == 0] = 0.0
+    present = weights > 0
+    return (weights / weights[present].mean()).astype(np.float32)
+
+
+class BlockTrainingDataset(Dataset):
+    """Random training blocks of the rooms of a cache.
+
+    Item ``i`` of epoch ``e`` is drawn with a generator seeded by ``(seed, e, i)``, so
+    data-loader workers and a resumed run reproduce the same samples; call
+    :meth:`set_epoch` each epoch. Rooms are chosen in proportion to their point counts.
+
+    Args:
+        root: cache folder; entries: its index entries to use (e.g. the training areas).
+        num_points: points per block; block_size: block side, metres.
+        feature_set: see :mod:`pcseg.data.features`.
+        augment: an :class:`AugmentConfig` (``AugmentConfig.none()`` for validation).
+        samples_per_epoch: items per epoch (default: total points / num_points).
+        sampling: ``"random"`` or ``"fps"`` (farthest point sampling of the block's points).
+    Items: (features (num_points, C) float32, labels (num_points,) int64).
+    """
+
+    def __init__(self, root: os.PathLike, entries: Sequence[dict], num_points: int = 4096,
+                 block_size: float = 1.0, feature_set: str = "xyzrgbn",
+                 augment: AugmentConfig | None = None, samples_per_epoch: int | None = None,
+                 sampling: str = "random", seed: int = 0):
+        if not entries:
+            raise ValueError("no rooms to train on")
+        if sampling not in ("random", "fps"):
+            raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
+        check_feature_set(feature_set)
+        self.rooms: list[Room] = [load_room(root, e) for e in entries]
+        sizes = np.array([len(r.xyz) for r in self.rooms], dtype=np.float64)
+        self.room_p = sizes / sizes.sum()
+        self.bounds = [(r.xyz.min(0), r.xyz.max(0)) for r in self.rooms]
+        self.num_points, self.block_size, self.feature_set = num_points, block_size, feature_set
+        self.augment = augment or AugmentConfig()
+        self.sampling, self.seed, self.epoch = sampling, seed, 0
+        self.length = samples_per_epoch or max(1, int(sizes.sum() // num_points))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        k = rng.choice(len(self.rooms), p=self.room_p)
+        room = self.rooms[k]
+        oversample = 4 if self.sampling == "fps" else 1
+        center, idx = sample_block(room.xyz, rng, self.num_points * oversample, self.block_size)
+        if self.sampling == "fps":
+            from .. import ops
+            unique = np.unique(idx)
+            if len(unique) > self.num_points:
+                pts = torch.from_numpy(np.ascontiguousarray(room.xyz[unique]))[None]
+                idx = unique[ops.fps(pts, self.num_points)[0].numpy()]
+            else:
+                idx = unique[rng.integers(0, len(unique), self.num_points)]
+        xyz = np.asarray(room.xyz[idx], dtype=np.float32)
+        rgb = np.asarray(room.rgb[idx], dtype=np.float32) / 255.0
+        xyz, rgb = augment_block(xyz, rgb, center, self.augment, rng)
+        lo, hi = self.bounds[k]
+        feats = make_features(xyz, rgb, center, lo, hi, self.feature_set)
+        return torch.from_numpy(feats), torch.from_numpy(np.asarray(room.labels[idx], dtype=np.int64))

@@ -1,0 +1,82 @@
+"""Whole-cloud inference: overlapping blocks, a model, and probability voting per point.
+
+Every valid point is covered by at least one block (:func:`pcseg.data.blocks.tile_blocks`)
+and seen in at least one sample of it (:func:`pcseg.data.blocks.chunk_block`). Softmax
+probabilities of every sample are added to their points with ``index_add_``; the sum is
+divided by the number of votes. Blocks are streamed and batched, so memory is bounded
+by the batch, not by the cloud (plus the (N, K) result).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data.blocks import chunk_block, tile_blocks
+from .data.features import make_features
+
+
+def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng) -> Iterator:
+    """Per block, a list of (features (num_points, C), point indices (num_points,)) samples."""
+    finite = xyz[valid] if valid is not None else xyz
+    room_min, room_max = finite.min(axis=0), finite.max(axis=0)
+    for center, indices in tiling:
+        yield [(make_features(xyz[chunk], None if rgb is None else rgb[chunk], center,
+                              room_min, room_max, feature_set), chunk)
+               for chunk in chunk_block(indices, num_points, rng)]
+
+
+@torch.inference_mode()
+def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional[np.ndarray], *,
+                          feature_set: str, num_points: int = 4096, block_size: float = 1.0,
+                          stride: float = 0.5, batch_size: int = 16, device: str | torch.device = "cpu",
+                          valid: Optional[np.ndarray] = None, seed: int = 0,
+                          progress: bool = True) -> np.ndarray:
+    """Class probabilities (N, K) float32 for every point of a cloud.
+
+    Args:
+        model: returns ``(logits (B, n, K), aux)`` for inputs (B, n, C) (the models contract).
+        xyz: (N, 3) float32 metres; rgb: (N, 3) uint8 or None.
+        valid: (N,) bool; invalid points get all-zero probabilities.
+        feature_set, num_points, block_size, stride: as the model was trained.
+    """
+    model.eval()
+    n = len(xyz)
+    tiling = tile_blocks(xyz, block_size, stride, valid)
+    if len(tiling) == 0:
+        raise ValueError("the cloud has no valid points")
+    bar = tqdm(total=len(tiling), desc="segment", unit="block", disable=not progress)
+    rng = np.random.default_rng(seed)
+    probs: Optional[torch.Tensor] = None
+    votes = torch.zeros(n, dtype=torch.float32)
+    batch_feats, batch_idx = [], []
+
+    def flush():
+        nonlocal probs
+        x = torch.from_numpy(np.stack(batch_feats)).to(device)
+        logits, _ = model(x)
+        p = torch.softmax(logits.float(), dim=-1).cpu().reshape(-1, logits.shape[-1])
+        idx = torch.from_numpy(np.concatenate(batch_idx))
+        if probs is None:
+            probs = torch.zeros(n, logits.shape[-1], dtype=torch.float32)
+        probs.index_add_(0, idx, p)
+        votes.index_add_(0, idx, torch.ones(len(idx)))
+        batch_feats.clear()
+        batch_idx.clear()
+
+    for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng):
+        for feats, chunk in samples:
+            batch_feats.append(feats)
+            batch_idx.append(chunk)
+            if len(batch_feats) == batch_size:
+                flush()
+        bar.update()
+    if batch_feats:
+        flush()
+    bar.close()
+    covered = votes > 0
+    probs[covered] /= votes[covered, None]
+    return probs.numpy()

@@ -1,0 +1,156 @@
+"""Features, block tiling and sampling, augmentations, the training set, and voting."""
+
+import numpy as np
+import pytest
+import torch
+
+from pcseg.data.augment import AugmentConfig, augment_block
+from pcseg.data.blocks import chunk_block, sample_block, tile_blocks
+from pcseg.data.features import FEATURE_SETS, MISSING_RGB, make_features
+from pcseg.data.rooms import load_index, write_index, write_room
+from pcseg.data.training_set import BlockTrainingDataset, class_weights
+from pcseg.infer import predict_probabilities
+
+
+def test_features_by_hand():
+    xyz = np.array([[1.5, 2.5, 0.3], [2.0, 3.0, 2.3]], np.float32)
+    rgb = np.array([[255, 0, 51], [0, 255, 102]], np.uint8)
+    f = make_features(xyz, rgb, np.array([1.5, 2.5]), np.array([0, 0, 0.3]), np.array([4, 5, 3.3]), "xyzrgbn")
+    np.testing.assert_allclose(f[0], [0, 0, 0, 1, 0, 0.2, 1.5 / 4, 2.5 / 5, 0], atol=1e-6)
+    np.testing.assert_allclose(f[1], [0.5, 0.5, 2.0, 0, 1, 0.4, 0.5, 0.6, 2 / 3], atol=1e-6)
+    for name, channels in FEATURE_SETS.items():
+        assert make_features(xyz, None, np.zeros(2), np.zeros(3), np.ones(3), name).shape == (2, channels)
+    no_color = make_features(xyz, None, np.zeros(2), np.zeros(3), np.ones(3), "xyzrgb")
+    assert (no_color[:, 3:] == MISSING_RGB).all()
+    with pytest.raises(ValueError, match="unknown feature set"):
+        make_features(xyz, None, np.zeros(2), np.zeros(3), np.ones(3), "rgb")
+
+
+CLOUDS = {
+    "random": lambda rng: rng.uniform(0, 7, (5000, 3)),
+    "one point": lambda rng: np.array([[3.0, 4.0, 1.0]]),
+    "identical": lambda rng: np.full((100, 3), 2.0),
+    "thin line": lambda rng: np.column_stack([rng.uniform(0, 40, 2000), np.zeros(2000), rng.uniform(0, 3, 2000)]),
+    "on boundaries": lambda rng: np.array([[x, y, 0.0] for x in np.arange(0, 3.01, 0.5) for y in np.arange(0, 3.01, 0.5)]),
+    "georeferenced": lambda rng: np.array([6.5e5, 4.2e6, 100.0]) + rng.uniform(0, 5, (3000, 3)),
+}
+
+
+@pytest.mark.parametrize("name", CLOUDS)
+@pytest.mark.parametrize("block_size,stride", [(1.0, 0.5), (1.0, 1.0), (1.5, 0.4)])
+def test_tiling_covers_every_point(rng, name, block_size, stride):
+    xyz = CLOUDS[name](rng)
+    tiling = tile_blocks(xyz, block_size, stride)
+    seen = np.zeros(len(xyz), dtype=int)
+    blocks = 0
+    for center, idx in tiling:
+        blocks += 1
+        assert len(idx) > 0
+        span = np.ceil(block_size / stride - 1e-9) * stride
+        assert (np.abs(xyz[idx, :2] - center) <= span / 2 + 1e-6).all()
+        seen[idx] += 1
+    assert blocks == len(tiling)
+    assert (seen > 0).all()
+
+
+def test_tiling_skips_invalid_points_and_rejects_gaps(rng):
+    xyz = rng.uniform(0, 3, (100, 3))
+    valid = np.arange(100) % 2 == 0
+    covered = np.concatenate([idx for _, idx in tile_blocks(xyz, valid=valid)])
+    assert set(covered.tolist()) == set(np.flatnonzero(valid).tolist())
+    with pytest.raises(ValueError, match="stride"):
+        tile_blocks(xyz, 1.0, 1.5)
+
+
+def test_chunks_cover_the_block(rng):
+    idx = np.arange(10, 1010)
+    chunks = chunk_block(idx, 300, rng)
+    assert len(chunks) == 4 and all(len(c) == 300 for c in chunks)
+    assert set(np.concatenate(chunks).tolist()) == set(idx.tolist())
+    assert chunk_block(np.array([7]), 5, rng)[0].tolist() == [7] * 5
+
+
+def test_sample_block_is_inside_and_sized(rng):
+    xyz = rng.uniform(0, 3, (20000, 3))
+    center, idx = sample_block(xyz, rng, 1024, block_size=1.0)
+    assert len(idx) == 1024 and len(np.unique(idx)) == 1024
+    assert (np.abs(xyz[idx, :2] - center) <= 0.5).all()
+    sparse = rng.uniform(0, 10, (2000, 3))
+    center, idx = sample_block(sparse, rng, 1024, block_size=1.0)
+    assert len(idx) == 1024 and len(np.unique(idx)) < 100  # short blocks repeat points
+
+
+def test_augmentations(rng):
+    xyz = rng.uniform(0, 1, (500, 3)).astype(np.float32)
+    rgb = rng.uniform(0, 1, (500, 3)).astype(np.float32)
+    center = np.array([0.5, 0.5])
+    rot = AugmentConfig.none()
+    rot.rotate_z = True
+    out, out_rgb = augment_block(xyz, rgb, center, rot, rng)
+    np.testing.assert_allclose(out[:, 2], xyz[:, 2], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(out[:, :2] - center, axis=1),
+                               np.linalg.norm(xyz[:, :2] - center, axis=1), atol=1e-5)
+    np.testing.assert_array_equal(out_rgb, rgb)
+    flip = AugmentConfig.none()
+    flip.flip_p = 1.0
+    out, _ = augment_block(xyz, rgb, center, flip, rng)
+    np.testing.assert_allclose(out[:, :2], 2 * center - xyz[:, :2], atol=1e-6)
+    drop = AugmentConfig.none()
+    drop.color_drop_p = 1.0
+    assert (augment_block(xyz, rgb, center, drop, rng)[1] == MISSING_RGB).all()
+    same = augment_block(xyz, rgb, center, AugmentConfig.none(), rng)
+    np.testing.assert_array_equal(same[0], xyz)
+
+
+def test_class_weights():
+    w = class_weights([1000, 100, 0, 10])
+    assert w[2] == 0 and w[3] > w[1] > w[0]
+    assert np.isclose(w[[0, 1, 3]].mean(), 1.0)
+
+
+@pytest.fixture
+def cache(tmp_path, rng):
+    entries = []
+    for k in range(2):
+        xyz = rng.uniform(0, 4, (6000, 3))
+        labels = (xyz[:, 0] > 2).astype(np.uint8) + 2 * (xyz[:, 2] > 3)
+        entries.append(write_room(tmp_path, "Area_1", f"room_{k}", xyz, rng.integers(0, 256, (6000, 3)), labels, 13))
+    write_index(tmp_path, [str(i) for i in range(13)], entries)
+    return tmp_path
+
+
+@pytest.mark.parametrize("sampling", ["random", "fps"])
+def test_training_set_is_deterministic(cache, sampling):
+    entries = load_index(cache)["rooms"]
+    ds = BlockTrainingDataset(cache, entries, num_points=512, sampling=sampling, seed=3)
+    x, y = ds[5]
+    assert x.shape == (512, 9) and y.shape == (512,) and y.dtype == torch.int64
+    again = BlockTrainingDataset(cache, entries, num_points=512, sampling=sampling, seed=3)
+    torch.testing.assert_close(again[5][0], x)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[5][0], x)
+    assert len(ds) == 12000 // 512
+
+
+class ByX(torch.nn.Module):
+    """Class 1 where the block-centred x plus the block's room-normalised x says x > 2 m."""
+
+    def forward(self, x):
+        room_x = x[..., 3] * 4.0
+        logits = torch.stack([(2 - room_x) * 10, (room_x - 2) * 10], dim=-1)
+        return logits, torch.zeros(())
+
+
+def test_voting_labels_every_point(rng):
+    xyz = rng.uniform(0, 4, (20000, 3)).astype(np.float32)
+    xyz[0] = [0, 0, 0]
+    xyz[1] = [4, 4, 4]
+    valid = np.ones(len(xyz), bool)
+    valid[10:20] = False
+    probs = predict_probabilities(ByX(), xyz, None, feature_set="xyzn", num_points=256, block_size=1.0,
+                                  stride=0.5, batch_size=7, valid=valid, progress=False)
+    assert probs.shape == (20000, 2)
+    ok = valid & (np.abs(xyz[:, 0] - 2) > 0.01)
+    np.testing.assert_array_equal(probs[ok].argmax(1), (xyz[ok, 0] > 2).astype(int))
+    np.testing.assert_allclose(probs[valid].sum(1), 1, atol=1e-5)
+    assert (probs[~valid] == 0).all()
