@@ -1,4 +1,5 @@
-"""``pcseg prepare s3dis SRC DST``: raw S3DIS into the per-room cache."""
+"""``pcseg prepare s3dis SRC DST`` and ``pcseg prepare ply SRC DST --classes TABLE``:
+datasets into the per-room cache."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def register(subparsers) -> None:
     s3dis.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                        help="rooms prepared in parallel (default: min(4, CPUs))")
     s3dis.set_defaults(func=run_s3dis)
+    ply = kinds.add_parser("ply", help="a folder of your own labelled PLY/LAS/PCD files")
+    ply.add_argument("src", help="folder of labelled clouds (sub-folders become areas)")
+    ply.add_argument("dst", help="output cache folder (re-running resumes)")
+    ply.add_argument("--classes", required=True,
+                     help="class table: .json/.yaml list or {id: name}, or .txt with one name per line")
+    ply.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                     help="files prepared in parallel (default: min(4, CPUs))")
+    ply.set_defaults(func=run_ply)
 
 
 def run_s3dis(args) -> int:
@@ -25,7 +34,7 @@ def run_s3dis(args) -> int:
         for line in report.repaired + report.skipped:
             print(line)
     unknown = Counter(name for r in reports for name in r.unknown_classes)
-    rows = [
+    _print_table([
         ("rooms", f"{len(reports)} ({sum(r.resumed for r in reports)} already done)"),
         ("points", f"{sum(r.entry['num_points'] for r in reports):,}"),
         ("lines repaired", str(sum(len(r.repaired) for r in reports))),
@@ -33,8 +42,25 @@ def run_s3dis(args) -> int:
         ("unknown classes -> clutter",
          ", ".join(f"{k} ({v})" for k, v in sorted(unknown.items())) or "none"),
         ("cache", str(args.dst)),
-    ]
+    ])
+    return 0
+
+
+def run_ply(args) -> int:
+    from ..data.ply_folder import prepare_ply_folder
+
+    reports = prepare_ply_folder(args.src, args.dst, args.classes, workers=args.workers)
+    _print_table([
+        ("clouds", f"{len(reports)} ({sum(r.resumed for r in reports)} already done)"),
+        ("points", f"{sum(r.entry['num_points'] for r in reports):,}"),
+        ("labels outside the table -> 255", str(sum(r.unknown_labels for r in reports))),
+        ("non-finite points left out", str(sum(r.dropped_points for r in reports))),
+        ("cache", str(args.dst)),
+    ])
+    return 0
+
+
+def _print_table(rows) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    return 0

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..classes import S3DIS_CLASSES
 from ..errors import PcsegError
+from .parallel import map_with_progress
 from .rooms import read_room_entry, room_is_complete, write_index, write_room
 from .text_points import parse_points
 
@@ -115,18 +114,7 @@ def prepare_s3dis(src: os.PathLike, dst: os.PathLike, workers: int = 2,
     if dst.resolve() == Path(src).resolve():
         raise PcsegError(f"{dst}: the output folder must differ from the S3DIS root")
     dst.mkdir(parents=True, exist_ok=True)
-    jobs = [(room, dst) for room in rooms]
-    bar = tqdm(total=len(jobs), desc="prepare", unit="room", disable=not progress)
-    reports = []
-    if workers <= 1:
-        for job in jobs:
-            reports.append(_prepare_room_args(job))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for report in pool.map(_prepare_room_args, jobs):
-                reports.append(report)
-                bar.update()
-    bar.close()
+    reports = map_with_progress(_prepare_room_args, [(room, dst) for room in rooms], workers,
+                                "prepare", "room", progress)
     write_index(dst, S3DIS_CLASSES, [r.entry for r in reports])
     return reports
