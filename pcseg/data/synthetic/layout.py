@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...fileutil import atomic_path
-from .room import ROOM_KINDS, SyntheticRoom, generate_room
+from .room import SyntheticRoom, choose_kind, generate_room
 
 
 def _write_rows(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
@@ -59,7 +59,7 @@ def write_s3dis_layout(root: os.PathLike, areas: dict | int = 1, seed: int = 0, 
         counters: dict[str, int] = {}
         for _ in range(n_rooms):
             rng = np.random.default_rng(seed * 100_003 + j)
-            kind = room_options.get("kind") or str(rng.choice(ROOM_KINDS))
+            kind = room_options.get("kind") or choose_kind(rng)
             counters[kind] = counters.get(kind, 0) + 1
             options = {**room_options, "kind": kind}
             room = generate_room(seed * 100_003 + j, name=f"{kind}_{counters[kind]}", **options)

@@ -76,9 +76,10 @@ def bookcase(rng, center_xy, yaw, width, density):
             while x < width / 2 - 0.05:
                 bw = rng.uniform(0.02, 0.06)
                 bh = rng.uniform(0.15, 0.9 * H / shelves)
-                if rng.random() < 0.8:
+                if rng.random() < 0.6:
+                    # Only the spines face the scanner: books get a quarter of the density.
                     parts.append(sample_box(rng, (x + bw / 2, rng.uniform(-0.03, 0.03), z + 0.01 + bh / 2),
-                                            (bw, D * 0.8, bh), density))
+                                            (bw, D * 0.8, bh), density / 4))
                 x += bw + rng.uniform(0, 0.01)
     pts = rotate_z(np.concatenate(parts), yaw)
     pts[:, :2] += center_xy

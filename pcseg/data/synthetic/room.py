@@ -16,6 +16,13 @@ from .scanner import range_thinning, shade, visible_from
 from .shapes import sample_box, sample_rect
 
 ROOM_KINDS = ("office", "conferenceRoom", "hallway", "lounge", "storage")
+#: How often each kind is drawn, roughly as in S3DIS (mostly offices and hallways).
+KIND_WEIGHTS = (0.5, 0.1, 0.2, 0.08, 0.12)
+
+
+def choose_kind(rng: np.random.Generator) -> str:
+    """A room kind drawn with ``KIND_WEIGHTS``."""
+    return str(rng.choice(ROOM_KINDS, p=KIND_WEIGHTS))
 
 
 @dataclass
@@ -253,7 +260,7 @@ def _furniture(b: _Builder, kind: str):
     n = {"office": (1, 4), "conferenceRoom": (0, 2), "hallway": (0, 1), "lounge": (1, 3), "storage": (0, 2)}[kind]
     for _ in range(rng.integers(*n)):
         _table_with_chairs(b, (rng.uniform(1.0, 1.8), rng.uniform(0.6, 0.9)), chairs_per_side=int(rng.integers(0, 3)))
-    n_books = {"office": (0, 3), "conferenceRoom": (0, 2), "hallway": (0, 2), "lounge": (0, 2), "storage": (2, 5)}[kind]
+    n_books = {"office": (0, 3), "conferenceRoom": (0, 2), "hallway": (0, 2), "lounge": (0, 2), "storage": (1, 3)}[kind]
     for _ in range(rng.integers(*n_books)):
         width = rng.uniform(0.8, 2.0)
         spot = b.place_at_wall(width, 0.4)
@@ -302,7 +309,7 @@ def generate_room(seed: int, kind: str | None = None, density: float = 2500.0,
         noise: range noise standard deviation, metres.
     """
     rng = np.random.default_rng(seed)
-    kind = kind or str(rng.choice(ROOM_KINDS))
+    kind = kind or choose_kind(rng)
     if kind not in ROOM_KINDS:
         raise ValueError(f"kind must be one of {ROOM_KINDS}, got {kind!r}")
     L, W, H = _room_size(rng, kind)
