@@ -1,0 +1,54 @@
+"""Checkpoints: one dict per file, written atomically.
+
+Keys: ``model`` (state_dict), ``model_config`` (``build(**model_config)`` rebuilds the
+network), ``data`` (feature_set, num_points, block_size, stride: what inference needs),
+``class_names``; training checkpoints add ``optimizer``, ``scheduler``, ``epoch``, ``step``,
+``rng``, ``config`` and ``metrics``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import PcsegError
+from .fileutil import atomic_path
+from .models import build
+
+REQUIRED = ("model", "model_config", "data", "class_names")
+
+
+def save_checkpoint(path: os.PathLike, payload: dict) -> Path:
+    """Write ``payload`` to ``path`` atomically (a killed write leaves the old file intact)."""
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: os.PathLike) -> dict:
+    """Read a checkpoint dict; :class:`PcsegError` for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PcsegError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise PcsegError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED):
+        raise PcsegError(f"{path}: not a pcseg checkpoint")
+    return payload
+
+
+def load_model(path: os.PathLike, device: str | torch.device = "cpu"):
+    """(model in eval mode on ``device``, checkpoint dict without the weights)."""
+    payload = load_checkpoint(path)
+    model = build(**payload["model_config"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    model.load_state_dict(state)
+    meta = {k: v for k, v in payload.items() if k != "model"}
+    return model.to(device).eval(), meta

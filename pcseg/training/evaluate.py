@@ -1,0 +1,48 @@
+"""Scoring every point of rooms with the same block voting as ``pcseg segment``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.rooms import load_room
+from ..infer import predict_probabilities
+from ..metrics import average_precision, confusion_matrix, scores
+
+
+def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classes: int,
+                   device="cpu", batch_size: int = 16, progress: bool = False) -> dict:
+    """Metrics over every point of ``entries`` (rooms of the cache at ``root``).
+
+    Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion`` and ``points``.
+    """
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    all_probs, all_targets = [], []
+    for entry in entries:
+        room = load_room(root, entry)
+        probs = predict_probabilities(model, np.asarray(room.xyz), np.asarray(room.rgb),
+                                      feature_set=data["feature_set"], num_points=data["num_points"],
+                                      block_size=data["block_size"], stride=data["stride"],
+                                      batch_size=batch_size, device=device, progress=progress)
+        target = np.asarray(room.labels)
+        cm += confusion_matrix(target, probs.argmax(1), num_classes)
+        step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded
+        all_probs.append(probs[::step])
+        all_targets.append(target[::step])
+    result = scores(cm)
+    result["AP"] = average_precision(np.concatenate(all_targets), np.concatenate(all_probs))
+    result["confusion"] = cm.tolist()
+    result["points"] = int(cm.sum())
+    return result
+
+
+def format_table(result: dict, class_names, split: str) -> str:
+    """A per-class table and the summary line, labelled with the split it comes from."""
+    lines = [f"{split}: {result['points']:,} points",
+             f"{'class':<12}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'AP':>8}"]
+    for i, name in enumerate(class_names):
+        vals = [result[k][i] for k in ("IoU", "precision", "recall", "F1", "AP")]
+        lines.append(f"{name:<12}" + "".join("     -  " if v != v else f"{100 * v:8.1f}" for v in vals))
+    lines.append(f"{split}: OA {100 * result['OA']:.1f}  mAcc {100 * result['mAcc']:.1f}  "
+                 f"mIoU {100 * result['mIoU']:.1f}  fwIoU {100 * result['fwIoU']:.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""``train(config, out_dir)``: the training loop behind ``pcseg train``.
+
+Deterministic given ``train.seed``: the order of samples in epoch e is a permutation drawn
+from (seed, e) and every sample is drawn from (seed, e, index), so a run killed at any
+point and resumed from ``last.pt`` (written every ``train.checkpoint_every`` steps and at
+each epoch end, with optimiser, scheduler and RNG states) continues exactly as an
+uninterrupted run would. Under ``torchrun`` the permutation is split between processes
+(DistributedDataParallel; gloo on CPUs, NCCL on GPUs); rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.augment import AugmentConfig
+from ..data.features import FEATURE_SETS, check_feature_set
+from ..data.rooms import load_index
+from ..data.splits import select_rooms
+from ..data.training_set import BlockTrainingDataset, class_weights
+from ..errors import PcsegError
+from ..losses import WeightedSum
+from ..models import build
+from .evaluate import evaluate_rooms, format_table
+from .plots import plot_confusion, plot_curves
+from .run_dir import RunDir
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(config: dict, out_dir, resume: bool = False, progress: bool = True) -> dict:
+    """Train as ``config`` says into ``out_dir``; returns the last epoch's record."""
+    rank, world = _distributed()
+    run = RunDir(out_dir, resume) if rank == 0 else None
+    if world > 1:
+        dist.barrier()
+    d, t = config["data"], config["train"]
+    check_feature_set(d["feature_set"])
+    index = load_index(d["root"])
+    classes = index["classes"]
+    train_rooms = select_rooms(index["rooms"], d["areas_train"])
+    val_rooms = select_rooms(index["rooms"], d.get("areas_val") or [])
+    if not train_rooms:
+        raise PcsegError(f"{d['root']}: no rooms in the training areas {d['areas_train']}")
+    seed = int(t["seed"])
+    torch.manual_seed(seed)
+    device = _device(t.get("device", "auto"))
+    data_info = {k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")}
+    dataset = BlockTrainingDataset(d["root"], train_rooms, d["num_points"], d["block_size"], d["feature_set"],
+                                   AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
+                                   d.get("sampling", "random"), seed)
+    counts = np.sum([r["class_counts"] for r in train_rooms], axis=0)
+    model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
+                  **config["model"].get("options", {})).to(device)
+    loss_fn = WeightedSum(config["loss"], class_weights(counts)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t.get("weight_decay", 0.0))
+    batch = int(t["batch_size"])
+    steps = len(dataset) // (batch * world)
+    if steps == 0:
+        raise PcsegError(f"samples_per_epoch ({len(dataset)}) is smaller than one batch of every process")
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t["epochs"] * steps)
+    state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "records": [], "best": -1.0}
+    if resume:
+        ckpt = load_checkpoint(RunDir(out_dir, True).last)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+        _set_rng_state(ckpt["rng"])
+    elif rank == 0:
+        run.write_config(config)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if t.get("compile"):
+        net = torch.compile(net)
+    amp = torch.autocast("cuda", dtype=torch.float16) if t.get("amp") and device.type == "cuda" else nullcontext()
+    scaler = torch.amp.GradScaler("cuda", enabled=bool(t.get("amp")) and device.type == "cuda")
+
+    def payload(**extra):
+        return {"model": model.state_dict(), "model_config": model.config, "data": data_info,
+                "class_names": classes, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": config,
+                "state": dict(state), **extra}
+
+    record = state["records"][-1] if state["records"] else {}
+    for epoch in range(state["epoch"], t["epochs"]):
+        dataset.set_epoch(epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(dataset))[: steps * batch * world]
+        batches = order.reshape(steps, world, batch)[:, rank].tolist()
+        loader = DataLoader(dataset, batch_sampler=batches[state["step"]:], num_workers=d.get("workers", 0),
+                            generator=torch.Generator().manual_seed(seed + epoch))
+        net.train()
+        bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{t['epochs']}",
+                   disable=not progress or rank != 0, unit="step")
+        tic = time.perf_counter()
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            with amp:
+                logits, aux = net(x)
+                loss = loss_fn(logits.float(), y) + aux
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            state["step"] += 1
+            state["loss_sum"] += loss.item()
+            rate = x.shape[0] * x.shape[1] * world * (bar.n + 1 - bar.initial) / (time.perf_counter() - tic)
+            bar.set_postfix(loss=f"{state['loss_sum'] / state['step']:.3f}",
+                            lr=f"{scheduler.get_last_lr()[0]:.2e}", pts_s=f"{rate:,.0f}")
+            bar.update()
+            if rank == 0 and state["step"] % t.get("checkpoint_every", 50) == 0 and state["step"] < steps:
+                save_checkpoint(run.last, payload())
+        bar.close()
+        record = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / steps, "lr": scheduler.get_last_lr()[0]}
+        if rank == 0:
+            if val_rooms and (epoch + 1) % t.get("val_every", 1) == 0:
+                val = evaluate_rooms(model, d["root"], val_rooms, data_info, len(classes), device,
+                                     batch_size=batch)
+                record["val"] = {k: val[k] for k in ("OA", "mAcc", "mIoU", "fwIoU", "IoU", "AP")}
+                print(format_table(val, classes, f"validation {', '.join(d['areas_val'])}, epoch {epoch + 1}"))
+                plot_confusion(val["confusion"], classes, run.path / "confusion.png", "validation")
+            print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}"
+                  + (f", validation mIoU {100 * record['val']['mIoU']:.1f}" if "val" in record else ""))
+        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, records=state["records"] + [record])
+        if rank == 0:
+            score = record["val"]["mIoU"] if "val" in record else -record["train_loss"]
+            is_best = score > state["best"]
+            if is_best:
+                state["best"] = score
+            save_checkpoint(run.last, payload())
+            if is_best:
+                save_checkpoint(run.best, payload(metrics=record))
+            run.write_metrics(state["records"])
+            plot_curves(state["records"], run.path / "curves.png")
+        if world > 1:
+            dist.barrier()
+    return record

@@ -1,0 +1,130 @@
+"""pcseg train / eval: run directory, resume after SIGKILL, learning on generated rooms."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pcseg.checkpoint import load_checkpoint, load_model
+from pcseg.cli import main
+from pcseg.config import apply_overrides, load_config
+from pcseg.data.s3dis import prepare_s3dis
+from pcseg.data.synthetic import write_s3dis_layout
+from pcseg.errors import PcsegError
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_s3dis_layout(root / "raw", {"Area_1": 2, "Area_5": 1}, seed=1, density=150, kind="office")
+    prepare_s3dis(root / "raw", root / "cache", workers=1, progress=False)
+    return root / "cache"
+
+
+def tiny_config(cache, **train):
+    config = load_config("pointnet_synthetic")
+    overrides = [f"data.root={cache}", "data.areas_train=[Area_1]", "data.areas_val=[Area_5]",
+                 "data.num_points=256", "data.samples_per_epoch=32", "data.workers=0",
+                 "data.stride=1.0", "train.batch_size=8", "train.epochs=2", "train.checkpoint_every=2"]
+    overrides += [f"train.{k}={v}" for k, v in train.items()]
+    return apply_overrides(config, overrides)
+
+
+def test_config_overrides():
+    config = load_config("acnn_s3dis_area5")
+    assert config["model"]["name"] == "acnn" and config["data"]["areas_val"] == ["Area_5"]
+    changed = apply_overrides(config, ["train.lr=0.01", "data.areas_train=[Area_1, Area_2]"])
+    assert changed["train"]["lr"] == 0.01 and changed["data"]["areas_train"] == ["Area_1", "Area_2"]
+    assert config["train"]["lr"] != 0.01
+    for bad, message in [("train.lrr=1", "unknown key"), ("nosection.x=1", "no section"), ("x", "key=value")]:
+        with pytest.raises(PcsegError, match=message):
+            apply_overrides(config, [bad])
+    with pytest.raises(PcsegError, match="not found"):
+        load_config("no_such_config")
+
+
+def test_train_writes_the_run_directory(cache, tmp_path, capsys):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config(cache)))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png", "confusion.png"} <= names
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and "mIoU" in records[0]["val"]
+    assert "validation Area_5" in capsys.readouterr().out
+    model, meta = load_model(out / "best.pt")
+    assert meta["data"]["num_points"] == 256 and len(meta["class_names"]) == 13
+    assert main(["train", "--config", str(config_file), "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache),
+                 "--out", str(tmp_path / "m.json")]) == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["points"] > 0 and "Area_5" in result["split"]
+
+
+def _state(path):
+    return load_checkpoint(path)["model"]
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_match_an_uninterrupted_run(cache, tmp_path):
+    config = tiny_config(cache, epochs=3, checkpoint_every=1)
+    config["data"]["samples_per_epoch"] = 96
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "pcseg", "train", "--config", str(config_file)]
+    subprocess.run(cmd + ["--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(cmd + ["--out", str(tmp_path / "killed")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if last.exists() and load_checkpoint(last)["state"]["epoch"] >= 1 \
+                and load_checkpoint(last)["state"]["step"] >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(last)["state"]
+    assert state["epoch"] < 3, "the run finished before it could be killed"
+    subprocess.run([sys.executable, "-m", "pcseg", "train", "--config", "unused", "--out",
+                    str(tmp_path / "killed"), "--resume"], check=True, env=env, capture_output=True)
+    full, resumed = _state(tmp_path / "full" / "last.pt"), _state(last)
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], rtol=0, atol=0)
+    assert (tmp_path / "full" / "metrics.jsonl").read_text() == (tmp_path / "killed" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_learns_generated_rooms(cache, tmp_path):
+    config = tiny_config(cache, epochs=6, lr=0.003)
+    config["data"].update(num_points=1024, samples_per_epoch=400)
+    config["train"]["batch_size"] = 8
+    from pcseg.training.loop import train
+    record = train(config, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["train_loss"] < 0.6 * records[0]["train_loss"]
+    assert record["val"]["mIoU"] > 0.3
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_gloo(cache, tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config(cache, epochs=1)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "--master_port", "29533", "-m", "pcseg", "train", "--config", str(config_file),
+                    "--out", str(tmp_path / "ddp")], check=True, env=env, capture_output=True, timeout=600)
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and "val" in records[0]
