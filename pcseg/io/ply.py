@@ -108,9 +108,9 @@ def _check_header(path: Path) -> None:
                          f"({body_start + needed} bytes) but the file holds {size} bytes")
 
 
-def _native(array: np.ndarray) -> np.ndarray:
-    """The structured array with every field in native byte order."""
-    return array.astype(array.dtype.newbyteorder("="), copy=False)
+def _native_copy(array: np.ndarray) -> np.ndarray:
+    """An in-memory copy of the structured array with every field in native byte order."""
+    return np.array(array, dtype=array.dtype.newbyteorder("="), copy=True)
 
 
 def _first_present(names, fields):
@@ -122,11 +122,13 @@ def read_ply(path: os.PathLike) -> Cloud:
     path = Path(path)
     _check_header(path)
     try:
-        ply = plyfile.PlyData.read(str(path), mmap=False)
+        # Memory mapping is plyfile's vectorised path for binary elements without list
+        # properties (mmap=False parses point by point); the copy below releases the map.
+        ply = plyfile.PlyData.read(str(path), mmap="c")
     except (plyfile.PlyParseError, ValueError, EOFError, IndexError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PcsegError(f"{path}: unreadable PLY ({reason})") from None
-    vertex = _native(ply["vertex"].data)
+    vertex = _native_copy(ply["vertex"].data)
     fields = vertex.dtype.names
     xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float64)
     colors = _first_present(COLOR_NAMES, fields)
