@@ -1,0 +1,84 @@
+"""``pcseg segment INPUT [INPUT ...] -o OUTPUT``: label every point of scans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("segment", help="label every point of PLY/LAS/PCD scans")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="scans (.ply .las .laz .pcd)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="labelled PLY (one input) or a folder (several: <stem>_labelled.ply each)")
+    parser.add_argument("--model", default=None,
+                        help="bundled model name or checkpoint path (default: the bundled default)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass (default 16)")
+    parser.add_argument("--block-size", type=float, default=None, help="block side, metres (default: the model's)")
+    parser.add_argument("--stride", type=float, default=None, help="block stride, metres (default: the model's)")
+    parser.add_argument("--num-points", type=int, default=None, help="points per block sample (default: the model's)")
+    parser.add_argument("--render", default=None, metavar="PNG",
+                        help="also write a picture (a folder when there are several inputs)")
+    parser.add_argument("--keep-colors", action="store_true", help="keep the input colours in the output")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(func=run)
+
+
+def _plan(args) -> list[tuple[Path, Path, Path | None]]:
+    """(input, output, picture) per input, every check done before any work."""
+    from ..errors import PcsegError
+    from ..fileutil import check_output_path
+    from ..io import READERS
+
+    inputs = [Path(p) for p in args.inputs]
+    for path in inputs:
+        if not path.is_file():
+            raise PcsegError(f"{path}: no such file")
+        if path.suffix.lower() not in READERS:
+            raise PcsegError(f"{path}: unsupported file type (supported: {', '.join(sorted(READERS))})")
+    several = len(inputs) > 1
+    out = Path(args.output)
+    if several and out.exists() and not out.is_dir():
+        raise PcsegError(f"{out}: with several inputs, -o must be a folder")
+    if not several and out.suffix.lower() != ".ply":
+        raise PcsegError(f"{out}: the output must be a .ply file")
+    if several and len({p.stem for p in inputs}) != len(inputs):
+        raise PcsegError("several inputs share a file name; their outputs would collide")
+    plan = []
+    for path in inputs:
+        target = out / f"{path.stem}_labelled.ply" if several else out
+        picture = None
+        if args.render:
+            picture = Path(args.render) / f"{path.stem}_labelled.png" if several else Path(args.render)
+            if picture.suffix.lower() != ".png":
+                raise PcsegError(f"{picture}: --render must name a .png file")
+            check_output_path(picture, inputs=inputs, overwrite=args.overwrite)
+        plan.append((path, check_output_path(target, inputs=inputs, overwrite=args.overwrite), picture))
+    return plan
+
+
+def run(args) -> int:
+    import warnings
+
+    from ..io import read_cloud, write_labelled_ply
+    from ..segment import Segmenter
+    from ..summary import class_summary
+
+    plan = _plan(args)
+    segmenter = Segmenter.load(args.model, args.device, args.batch_size, args.block_size, args.stride,
+                               args.num_points)
+    for source, target, picture in plan:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cloud = read_cloud(source)
+        for warning in caught:
+            print(f"pcseg: warning: {warning.message}")
+        labels, _ = segmenter.labels(cloud)
+        write_labelled_ply(target, cloud, labels, keep_colors=args.keep_colors, overwrite=args.overwrite)
+        print(f"{source} -> {target}")
+        print(class_summary(labels, segmenter.class_names))
+        if picture is not None:
+            from ..viz.render import render_png
+            render_png(picture, cloud.xyz, labels, segmenter.class_names, title=source.name)
+            print(f"picture: {picture}")
+    return 0
