@@ -125,7 +125,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         net.train()
         bar = tqdm(total=steps, initial=state["step"], desc=f"epoch {epoch + 1}/{t['epochs']}",
                    disable=not progress or rank != 0, unit="step")
-        tic = time.perf_counter()
+        tic, steps_here = time.perf_counter(), 0
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             with amp:
@@ -138,7 +138,8 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
             scheduler.step()
             state["step"] += 1
             state["loss_sum"] += loss.item()
-            rate = x.shape[0] * x.shape[1] * world * (bar.n + 1 - bar.initial) / (time.perf_counter() - tic)
+            steps_here += 1
+            rate = x.shape[0] * x.shape[1] * world * steps_here / (time.perf_counter() - tic)
             bar.set_postfix(loss=f"{state['loss_sum'] / state['step']:.3f}",
                             lr=f"{scheduler.get_last_lr()[0]:.2e}", pts_s=f"{rate:,.0f}")
             bar.update()
