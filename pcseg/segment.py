@@ -1,16 +1,20 @@
 """Segmenting whole scans: the Python face of ``pcseg segment``.
 
-    labels, probs = pcseg.segment.segment("scan.ply")             # bundled default model
-    labels, probs = pcseg.segment.segment(cloud, model="runs/x/best.pt", device="cuda")
+    from pcseg.segment import segment
+    labels, probs = segment("scan.ply")                                 # bundled default model
+    labels, probs = segment(cloud, model="runs/x/best.pt", device="cuda")
 
 Every point gets a label: valid points the class with the highest voted probability,
-non-finite points 255 (unlabelled), so ``len(labels) == len(cloud)``.
+non-finite points 255 (unlabelled), so ``len(labels) == len(cloud)``. Clouds without
+colours are segmented with the constant grey of :data:`pcseg.data.features.MISSING_RGB`
+when the model's feature set has colour channels.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,13 +22,36 @@ import torch
 from .bundled import resolve_model
 from .checkpoint import load_model
 from .classes import UNLABELLED
+from .errors import PcsegError
 from .infer import predict_probabilities
 from .io import Cloud, read_cloud
 
 
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; PcsegError for an unusable device."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise PcsegError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PcsegError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise PcsegError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type != "cpu":
+        raise PcsegError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
+    return str(parsed)
+
+
 @dataclass
 class Segmenter:
-    """A loaded model with its inference settings (from the checkpoint unless overridden)."""
+    """A loaded model with its inference settings (from the checkpoint unless overridden).
+
+    ``block_size`` and ``stride`` are metres; ``num_points`` is the points per model sample;
+    ``batch_size`` the samples per forward pass (memory grows linearly with it).
+    """
 
     model: torch.nn.Module
     class_names: list
@@ -36,15 +63,26 @@ class Segmenter:
     batch_size: int = 16
 
     @classmethod
-    def load(cls, model: str | None = None, device: str = "auto", batch_size: int = 16,
-             block_size: float | None = None, stride: float | None = None,
-             num_points: int | None = None) -> "Segmenter":
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
+             block_size: Optional[float] = None, stride: Optional[float] = None,
+             num_points: Optional[int] = None) -> "Segmenter":
+        """Load a bundled model name or a checkpoint path; PcsegError for bad settings."""
+        device = resolve_device(device)
         net, meta = load_model(resolve_model(model), device)
         data = meta["data"]
-        block = block_size or data["block_size"]
-        return cls(net, list(meta["class_names"]), data["feature_set"], num_points or data["num_points"],
-                   block, stride or min(data["stride"], block), device, batch_size)
+        block = data["block_size"] if block_size is None else block_size
+        stride = min(data["stride"], block) if stride is None else stride
+        num_points = data["num_points"] if num_points is None else num_points
+        if not batch_size >= 1:
+            raise PcsegError(f"--batch-size must be at least 1, got {batch_size}")
+        if not num_points >= 1:
+            raise PcsegError(f"--num-points must be at least 1, got {num_points}")
+        if not block > 0:
+            raise PcsegError(f"--block-size must be positive, got {block}")
+        if not 0 < stride <= block:
+            raise PcsegError(f"--stride must be in (0, block size {block:g}] so every point is covered, got {stride}")
+        return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
+                   float(stride), device, int(batch_size))
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted class probabilities (zeros for non-finite points)."""
@@ -54,21 +92,23 @@ class Segmenter:
                                      valid=cloud.valid, progress=progress)
 
     def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K))."""
+        """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""
         probs = self.probabilities(cloud, progress)
         labels = np.where(cloud.valid, probs.argmax(axis=1), UNLABELLED).astype(np.int64)
         return labels, probs
 
 
-def segment(cloud: Cloud | str | os.PathLike, model: str | None = None, device: str = "auto",
+def segment(cloud: Cloud | str | os.PathLike, model: Optional[str] = None, device: str = "auto",
             progress: bool = False, **options) -> tuple[np.ndarray, np.ndarray]:
     """Label every point of ``cloud`` (a :class:`Cloud` or a file path).
 
     Args:
         model: a bundled model name or a checkpoint path (default: the bundled default).
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         options: ``batch_size``, ``block_size``, ``stride``, ``num_points`` overrides.
-    Returns (labels (N,) int64, probabilities (N, K) float32).
+    Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32).
     """
+    segmenter = Segmenter.load(model, device, **options)
     if not isinstance(cloud, Cloud):
         cloud = read_cloud(cloud)
-    return Segmenter.load(model, device, **options).labels(cloud, progress)
+    return segmenter.labels(cloud, progress)

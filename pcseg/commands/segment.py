@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -11,21 +12,24 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True,
                         help="labelled PLY (one input) or a folder (several: <stem>_labelled.ply each)")
     parser.add_argument("--model", default=None,
-                        help="bundled model name or checkpoint path (default: the bundled default)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
-    parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass (default 16)")
+                        help="bundled model name or checkpoint path (default: the bundled default; "
+                             "names: pcseg/weights/README.md)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    parser.add_argument("--batch-size", type=int, default=16, help="block samples per forward pass (default 16)")
     parser.add_argument("--block-size", type=float, default=None, help="block side, metres (default: the model's)")
-    parser.add_argument("--stride", type=float, default=None, help="block stride, metres (default: the model's)")
+    parser.add_argument("--stride", type=float, default=None,
+                        help="block stride, metres, at most the block size (default: the model's)")
     parser.add_argument("--num-points", type=int, default=None, help="points per block sample (default: the model's)")
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
-    parser.add_argument("--keep-colors", action="store_true", help="keep the input colours in the output")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--keep-colors", action="store_true",
+                        help="keep the input colours (default: points take their class colour)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     parser.set_defaults(func=run)
 
 
-def _plan(args) -> list[tuple[Path, Path, Path | None]]:
-    """(input, output, picture) per input, every check done before any work."""
+def plan_outputs(args) -> list[tuple[Path, Path, Path | None]]:
+    """(input, labelled PLY, picture or None) per input; every path check done before any work."""
     from ..errors import PcsegError
     from ..fileutil import check_output_path
     from ..io import READERS
@@ -38,12 +42,13 @@ def _plan(args) -> list[tuple[Path, Path, Path | None]]:
             raise PcsegError(f"{path}: unsupported file type (supported: {', '.join(sorted(READERS))})")
     several = len(inputs) > 1
     out = Path(args.output)
-    if several and out.exists() and not out.is_dir():
-        raise PcsegError(f"{out}: with several inputs, -o must be a folder")
-    if not several and out.suffix.lower() != ".ply":
+    if several:
+        if (out.exists() and not out.is_dir()) or out.suffix.lower() == ".ply":
+            raise PcsegError(f"{out}: with several inputs, -o must be a folder")
+        if len({p.stem for p in inputs}) != len(inputs):
+            raise PcsegError("several inputs share a file name; their outputs would collide")
+    elif out.suffix.lower() != ".ply":
         raise PcsegError(f"{out}: the output must be a .ply file")
-    if several and len({p.stem for p in inputs}) != len(inputs):
-        raise PcsegError("several inputs share a file name; their outputs would collide")
     plan = []
     for path in inputs:
         target = out / f"{path.stem}_labelled.ply" if several else out
@@ -57,28 +62,47 @@ def _plan(args) -> list[tuple[Path, Path, Path | None]]:
     return plan
 
 
+def read_reporting_warnings(path: Path):
+    """``read_cloud(path)``, its warnings (e.g. non-finite points) printed as ``pcseg: warning: ...``."""
+    import warnings
+
+    from ..io import read_cloud
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cloud = read_cloud(path)
+    for warning in caught:
+        print(f"pcseg: warning: {warning.message}", file=sys.stderr)
+    return cloud
+
+
 def run(args) -> int:
+    import time
     import warnings
 
     from ..io import read_cloud, write_labelled_ply
     from ..segment import Segmenter
     from ..summary import class_summary
 
-    plan = _plan(args)
+    plan = plan_outputs(args)
     segmenter = Segmenter.load(args.model, args.device, args.batch_size, args.block_size, args.stride,
                                args.num_points)
+    if len(plan) > 1:  # a bad file later in the list must fail before anything is written
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reported when the file is segmented
+            for source, _, _ in plan:
+                read_cloud(source)
     for source, target, picture in plan:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            cloud = read_cloud(source)
-        for warning in caught:
-            print(f"pcseg: warning: {warning.message}")
+        cloud = read_reporting_warnings(source)
+        start = time.perf_counter()
         labels, _ = segmenter.labels(cloud)
+        seconds = time.perf_counter() - start
         write_labelled_ply(target, cloud, labels, keep_colors=args.keep_colors, overwrite=args.overwrite)
-        print(f"{source} -> {target}")
+        print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
+              f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m)")
         print(class_summary(labels, segmenter.class_names))
         if picture is not None:
             from ..viz.render import render_png
-            render_png(picture, cloud.xyz, labels, segmenter.class_names, title=source.name)
+            render_png(picture, cloud.xyz, labels, segmenter.class_names, valid=cloud.valid, title=source.name)
             print(f"picture: {picture}")
     return 0

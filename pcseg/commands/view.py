@@ -6,52 +6,63 @@ from __future__ import annotations
 def register(subparsers) -> None:
     parser = subparsers.add_parser("view", help="show a labelled cloud (window, or --render PNG)")
     parser.add_argument("file", help="a labelled cloud (its 'label' property), e.g. pcseg segment's output")
-    parser.add_argument("--gt", default=None, help="ground truth with the same points: side by side + errors")
-    parser.add_argument("--render", default=None, metavar="PNG", help="write a picture instead of a window")
+    parser.add_argument("--gt", default=None,
+                        help="ground truth with the same points: prediction | ground truth | errors")
+    parser.add_argument("--render", default=None, metavar="PNG",
+                        help="write a picture instead of opening a window (works without a display)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing picture")
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def _read_labelled(path: str):
+    """The cloud at ``path``; PcsegError when it has no label property."""
     import warnings
 
-    import numpy as np
+    from ..errors import PcsegError
+    from ..io import read_cloud
 
-    from ..classes import S3DIS_CLASSES, UNLABELLED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-finite points: shown as unlabelled, nothing to warn about
+        cloud = read_cloud(path)
+    if cloud.labels is None:
+        raise PcsegError(f"{path}: no label property (label it first with pcseg segment)")
+    return cloud
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..classes import S3DIS_CLASSES, colors_for_labels
     from ..errors import PcsegError
     from ..fileutil import check_output_path
-    from ..io import read_cloud
     from ..viz.window import has_display, legend_text, show_window
 
     if args.render is None and not has_display():
-        raise PcsegError("no display to open a window on; use --render PNG to write a picture")
+        raise PcsegError("no display to open a window on (headless); use --render PNG to write a picture")
     if args.render is not None:
-        check_output_path(args.render, inputs=[args.file] + ([args.gt] if args.gt else []), overwrite=args.overwrite)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cloud = read_cloud(args.file)
-        gt_cloud = read_cloud(args.gt) if args.gt else None
-    if cloud.labels is None:
-        raise PcsegError(f"{args.file}: no label property (segment it first with pcseg segment)")
-    labels = cloud.labels
+        if Path(args.render).suffix.lower() != ".png":
+            raise PcsegError(f"{args.render}: --render must name a .png file")
+        check_output_path(args.render, inputs=[args.file] + ([args.gt] if args.gt else []),
+                          overwrite=args.overwrite)
+    cloud = _read_labelled(args.file)
     gt = None
-    if gt_cloud is not None:
-        if gt_cloud.labels is None:
-            raise PcsegError(f"{args.gt}: no label property")
-        if len(gt_cloud) != len(cloud):
-            raise PcsegError(f"{args.gt}: {len(gt_cloud)} points, but {args.file} has {len(cloud)}")
-        gt = gt_cloud.labels
-    print(legend_text(np.concatenate([labels, gt]) if gt is not None else labels, S3DIS_CLASSES))
+    if args.gt:
+        truth = _read_labelled(args.gt)
+        if len(truth) != len(cloud):
+            raise PcsegError(f"{args.gt}: {len(truth):,} points, but {args.file} has {len(cloud):,}")
+        gt = truth.labels
+    print(legend_text(cloud.labels, S3DIS_CLASSES))
     if args.render is not None:
         from ..viz.render import render_png
-        render_png(args.render, cloud.xyz, labels, S3DIS_CLASSES, gt=gt, title=str(args.file))
+        render_png(args.render, cloud.xyz, cloud.labels, S3DIS_CLASSES, valid=cloud.valid, gt=gt,
+                   title=Path(args.file).name, labels_title="prediction" if gt is not None else "labels")
         print(f"picture: {args.render}")
         return 0
-    panels = [("prediction", cloud.xyz, labels)]
+    from ..viz.render import error_colors
+    xyz, valid = cloud.xyz[cloud.valid], cloud.valid
+    colorings = [("prediction" if gt is not None else "labels", colors_for_labels(cloud.labels[valid]))]
     if gt is not None:
-        from ..viz.render import RIGHT_COLOR, WRONG_COLOR
-        wrong = (labels != gt) & (gt != UNLABELLED)
-        panels += [("ground truth", cloud.xyz, gt),
-                   ("errors", cloud.xyz, np.where(wrong[:, None], WRONG_COLOR, RIGHT_COLOR))]
-    show_window(panels)
+        colorings += [("ground truth", colors_for_labels(gt[valid])),
+                      ("errors (red)", error_colors(cloud.labels[valid], gt[valid])[0])]
+    show_window(xyz, colorings)
     return 0

@@ -1,4 +1,4 @@
-"""An interactive Open3D window of a labelled cloud, with the legend printed in the terminal."""
+"""An interactive Open3D window of a labelled cloud, with the class legend printed in the terminal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..classes import S3DIS_PALETTE, colors_for_labels
+from ..classes import S3DIS_PALETTE, UNLABELLED
 from ..errors import PcsegError
 
 
@@ -16,24 +16,36 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def legend_text(labels: np.ndarray, class_names: Sequence[str]) -> str:
-    """One line per class present: a colour swatch (24-bit terminal colour), id and name."""
+def legend_text(labels: np.ndarray, class_names: Sequence[str], color: bool = True) -> str:
+    """One line per class present: a colour swatch (24-bit terminal colour), id, name, points and share."""
+    labels = np.asarray(labels)
+    ids, counts = np.unique(labels, return_counts=True)
     lines = []
-    for c in np.unique(labels):
-        if 0 <= c < min(len(class_names), len(S3DIS_PALETTE)):
-            r, g, b = S3DIS_PALETTE[c]
-            lines.append(f"\x1b[48;2;{r};{g};{b}m    \x1b[0m {c:>2} {class_names[c]}")
+    for c, count in zip(ids.tolist(), counts.tolist()):
+        if c == UNLABELLED:
+            name, rgb = "unlabelled", (0, 0, 0)
+        elif 0 <= c < min(len(class_names), len(S3DIS_PALETTE)):
+            name, rgb = class_names[c], tuple(S3DIS_PALETTE[c])
+        else:
+            name, rgb = "unknown class", (0, 0, 0)
+        swatch = f"\x1b[48;2;{rgb[0]};{rgb[1]};{rgb[2]}m    \x1b[0m " if color else ""
+        lines.append(f"{swatch}{c:>3} {name:<12} {count:>12,} {100 * count / len(labels):6.1f}%")
     return "\n".join(lines)
 
 
-def show_window(panels: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
-    """Open one Open3D window per panel (title, xyz (N, 3), labels or colours (N,) / (N, 3))."""
+def show_window(xyz: np.ndarray, colorings: Sequence[tuple[str, np.ndarray]]) -> None:
+    """One Open3D window showing the points ``xyz`` (N, 3) once per (title, colours (N, 3) uint8),
+    side by side along x (e.g. prediction | ground truth | errors)."""
     if not has_display():
         raise PcsegError("no display to open a window on; use --render PNG to write a picture")
     import open3d as o3d
 
-    for title, xyz, values in panels:
-        colors = values if values.ndim == 2 else colors_for_labels(values)
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(xyz, np.float64)))
-        cloud.colors = o3d.utility.Vector3dVector(colors / 255.0)
-        o3d.visualization.draw_geometries([cloud], window_name=f"pcseg: {title}")
+    xyz = np.asarray(xyz, np.float64)
+    step = 1.15 * float(np.ptp(xyz[:, 0])) + 0.5
+    geometries = []
+    for i, (_, colors) in enumerate(colorings):
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz + [i * step, 0.0, 0.0]))
+        cloud.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64) / 255.0)
+        geometries.append(cloud)
+    title = " | ".join(name for name, _ in colorings)
+    o3d.visualization.draw_geometries(geometries, window_name=f"pcseg: {title}", width=1600, height=900)
