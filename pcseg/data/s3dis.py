@@ -40,21 +40,36 @@ class RoomReport:
     resumed: bool = False
 
 
+def _not_a_root_hint(src: Path) -> str:
+    """A hint for a folder that is not an S3DIS root but may be near one."""
+    if AREA_PATTERN.match(src.name):
+        return f"; {src.name} is one area: give its parent folder"
+    if (src / "Annotations").is_dir():
+        return "; this is one room: give the folder that holds Area_1 ... Area_6"
+    inner = [p for p in sorted(src.iterdir()) if p.is_dir()
+             and any(AREA_PATTERN.match(q.name) for q in p.iterdir() if q.is_dir())]
+    return f"; did you mean {inner[0]}?" if inner else ""
+
+
 def find_rooms(src: os.PathLike) -> list[Path]:
-    """Room folders under an S3DIS root, checked; raises :class:`PcsegError` for a wrong folder."""
+    """Room folders under an S3DIS root, checked; raises :class:`PcsegError` for a wrong folder.
+
+    The non-aligned release (``Stanford3dDataset_v1.2``) has the same layout but rooms
+    rotated about z by arbitrary angles; it is recognised by its folder name or by the
+    ``Area_N/Area_N_alignmentAngle.txt`` files that only it ships, and refused.
+    """
     src = Path(src)
     if not src.is_dir():
         raise PcsegError(f"{src}: no such folder (expected the S3DIS root with Area_1 ... Area_6)")
-    if src.name == "Stanford3dDataset_v1.2":
-        raise PcsegError(f"{src}: this is the non-aligned S3DIS release; use "
-                         "Stanford3dDataset_v1.2_Aligned_Version (rooms aligned to the axes)")
     areas = sorted(p for p in src.iterdir() if p.is_dir() and AREA_PATTERN.match(p.name))
     if not areas:
-        inner = [p for p in src.iterdir() if p.is_dir()
-                 and any(AREA_PATTERN.match(q.name) for q in p.iterdir() if q.is_dir())]
-        hint = f"; did you mean {inner[0]}?" if inner else ""
         raise PcsegError(f"{src}: not an S3DIS root: expected folders Area_1 ... Area_6 "
-                         f"(Stanford3dDataset_v1.2_Aligned_Version){hint}")
+                         f"(Stanford3dDataset_v1.2_Aligned_Version){_not_a_root_hint(src)}")
+    angles = [a / f"{a.name}_alignmentAngle.txt" for a in areas]
+    if src.name == "Stanford3dDataset_v1.2" or any(p.is_file() for p in angles):
+        raise PcsegError(f"{src}: this is the non-aligned S3DIS release (rooms not rotated to the "
+                         "axes, Area_N_alignmentAngle.txt present); use "
+                         "Stanford3dDataset_v1.2_Aligned_Version")
     rooms = [room for area in areas for room in sorted(area.iterdir())
              if room.is_dir() and (room / "Annotations").is_dir()]
     if not rooms:
