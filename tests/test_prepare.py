@@ -166,6 +166,9 @@ def test_generated_layout_with_the_known_corruptions(tmp_path, capsys):
     assert sum(r["num_points"] for r in index["rooms"]) == raw_total - 1
     assert sum(r["repaired_lines"] for r in index["rooms"]) == 3
     assert sum(r["skipped_lines"] for r in index["rooms"]) == 1
+    assert main(["prepare", "s3dis", str(tmp_path / "raw"), str(tmp_path / "cache"), "--workers", "1"]) == 0
+    again = capsys.readouterr().out  # a resumed run keeps the counts of the first
+    assert "2 (2 already done)" in again and re.search(r"lines repaired +3\n", again)
 
 
 
@@ -189,3 +192,9 @@ def test_cli_summary(tmp_path, rng, capsys):
 def test_missing_cache_is_a_clear_error(tmp_path):
     with pytest.raises(PcsegError, match="pcseg prepare"):
         load_index(tmp_path)
+
+
+def test_workers_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "s3dis", str(tmp_path), str(tmp_path / "cache"), "--workers", "0"])
+    assert exit_info.value.code == 2 and "--workers" in capsys.readouterr().err

@@ -3,8 +3,16 @@ datasets into the per-room cache."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections import Counter
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a whole number of processes, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def register(subparsers) -> None:
@@ -13,7 +21,7 @@ def register(subparsers) -> None:
     s3dis = kinds.add_parser("s3dis", help="raw S3DIS (Stanford3dDataset_v1.2_Aligned_Version)")
     s3dis.add_argument("src", help="S3DIS root holding Area_1 ... Area_6")
     s3dis.add_argument("dst", help="output cache folder (re-running resumes)")
-    s3dis.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    s3dis.add_argument("--workers", type=_workers, default=min(4, os.cpu_count() or 1),
                        help="rooms prepared in parallel (default: min(4, CPUs))")
     s3dis.set_defaults(func=run_s3dis)
     ply = kinds.add_parser("ply", help="a folder of your own labelled PLY/LAS/PCD files")
@@ -21,7 +29,7 @@ def register(subparsers) -> None:
     ply.add_argument("dst", help="output cache folder (re-running resumes)")
     ply.add_argument("--classes", required=True,
                      help="class table: .json/.yaml list or {id: name}, or .txt with one name per line")
-    ply.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    ply.add_argument("--workers", type=_workers, default=min(4, os.cpu_count() or 1),
                      help="files prepared in parallel (default: min(4, CPUs))")
     ply.set_defaults(func=run_ply)
 
@@ -33,16 +41,20 @@ def run_s3dis(args) -> int:
     for report in reports:
         for line in report.repaired + report.skipped:
             print(line)
-    unknown = Counter(name for r in reports for name in r.unknown_classes)
+    entries = [r.entry for r in reports]
+    resumed = sum(r.resumed for r in reports)
+    unknown = Counter(name for e in entries for name in e.get("unknown_classes", []))
     _print_table([
-        ("rooms", f"{len(reports)} ({sum(r.resumed for r in reports)} already done)"),
-        ("points", f"{sum(r.entry['num_points'] for r in reports):,}"),
-        ("lines repaired", str(sum(len(r.repaired) for r in reports))),
-        ("lines skipped", str(sum(len(r.skipped) for r in reports))),
-        ("unknown classes -> clutter",
+        ("rooms", f"{len(reports)} ({resumed} already done)"),
+        ("points", f"{sum(e['num_points'] for e in entries):,}"),
+        ("lines repaired", str(sum(e.get("repaired_lines", 0) for e in entries))),
+        ("lines skipped", str(sum(e.get("skipped_lines", 0) for e in entries))),
+        ("unknown classes -> clutter (files)",
          ", ".join(f"{k} ({v})" for k, v in sorted(unknown.items())) or "none"),
         ("cache", str(args.dst)),
     ])
+    if resumed and any(e.get("repaired_lines") or e.get("skipped_lines") for e in entries):
+        print("(bad lines of rooms prepared earlier were listed by that run)")
     return 0
 
 

@@ -30,7 +30,11 @@ CLUTTER = S3DIS_CLASSES.index("clutter")
 
 @dataclass
 class RoomReport:
-    """What preparing one room found: problems as ``file:line: ...`` strings."""
+    """What preparing one room found: problems as ``file:line: ...`` strings.
+
+    A room found complete in the cache (``resumed``) has only its ``entry``, which keeps the
+    counts (``repaired_lines``, ``skipped_lines``) and ``unknown_classes`` of its preparation.
+    """
 
     path: str
     entry: dict
@@ -110,7 +114,8 @@ def prepare_room(room: Path, dst: Path) -> RoomReport:
         raise PcsegError(f"{room}: Annotations holds no points")
     report.entry = write_room(dst, room.parent.name, room.name, np.concatenate(xyz),
                               np.concatenate(rgb), np.concatenate(labels), len(S3DIS_CLASSES),
-                              repaired_lines=len(report.repaired), skipped_lines=len(report.skipped))
+                              repaired_lines=len(report.repaired), skipped_lines=len(report.skipped),
+                              unknown_classes=report.unknown_classes)
     return report
 
 
