@@ -1,0 +1,211 @@
+"""`pcseg segment` on a generated 1M-point room with each model, and peak memory at 10M points.
+
+Each run is a separate process (`pcseg segment` as a user runs it: read, infer, write), so
+its peak resident memory (``ru_maxrss``) is its own. Reported per model: wall time,
+points/s, peak memory, the model's FLOPs per model point (``torch.utils.flop_counter``:
+matmuls and convolutions; the compiled FPS/kNN ops are not counted), the model points
+run per cloud point (block overlap and padding of blocks to ``num_points``), and the time
+those FLOPs take at the machine's measured fp32 matmul rate (the arithmetic bound).
+Models are untrained (the time does not depend on the weights) and use the block settings
+of ``pcseg/configs/<model>_s3dis_area5.yaml``.
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_segment.py [--models pointnet acnn]
+        [--points 1000000] [--big 10000000] [--big-stride S] [--threads 2] [--work /tmp/pcseg_bench]
+
+Goals: 1M points in < 60 s with PointNet and < 120 s with A-CNN; peak memory < 4 GB at 10M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GOAL_SECONDS = {"pointnet": 60.0, "acnn": 120.0}
+GOAL_BIG_BYTES = 4 * 2**30
+
+
+def room_cloud(points: int, work: Path, seed: int = 0) -> Path:
+    """A generated conference room of exactly ``points`` points as a PLY (cached in ``work``)."""
+    from pcseg.data.synthetic import generate_room
+    from pcseg.io import write_ply
+
+    path = work / f"room_{points}.ply"
+    if not path.exists():
+        print(f"generating a {points:,}-point room ...", flush=True)
+        density = 12000.0 * points / 1.1e6
+        room = generate_room(seed, kind="conferenceRoom", density=density)
+        while len(room.xyz) < points:
+            density *= 1.3 * points / len(room.xyz)
+            room = generate_room(seed, kind="conferenceRoom", density=density)
+        keep = np.sort(np.random.default_rng(seed).choice(len(room.xyz), points, replace=False))
+        write_ply(path, room.xyz[keep], room.rgb[keep])
+    return path
+
+
+def floor_of_rooms(room: Path, copies: int, work: Path) -> Path:
+    """``copies`` copies of ``room`` side by side in a grid (a floor of a building) as one PLY."""
+    from pcseg.io import read_cloud, write_ply
+
+    cloud = read_cloud(room)
+    path = work / f"floor_{copies * len(cloud)}.ply"
+    if not path.exists():
+        print(f"writing a {copies * len(cloud):,}-point floor ...", flush=True)
+        xyz = cloud.absolute_xyz()
+        step = np.ptp(xyz, axis=0)[:2] + 0.5
+        columns = int(np.ceil(np.sqrt(copies)))
+        shifts = [np.array([i % columns * step[0], i // columns * step[1], 0.0]) for i in range(copies)]
+        write_ply(path, np.concatenate([xyz + s for s in shifts]), np.tile(cloud.rgb, (copies, 1)))
+    return path
+
+
+def model_checkpoint(name: str, work: Path) -> tuple[Path, dict]:
+    """An untrained checkpoint of ``name`` with the S3DIS config's data settings; (path, data settings)."""
+    import torch
+
+    from pcseg.checkpoint import save_checkpoint
+    from pcseg.classes import S3DIS_CLASSES
+    from pcseg.config import load_config
+    from pcseg.data.features import FEATURE_SETS
+    from pcseg.models import build
+
+    config = load_config(f"{name}_s3dis_area5")
+    data = {k: config["data"][k] for k in ("feature_set", "num_points", "block_size", "stride")}
+    torch.manual_seed(0)
+    model = build(name, len(S3DIS_CLASSES), FEATURE_SETS[data["feature_set"]], **config["model"].get("options", {}))
+    path = work / f"{name}.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config, "data": data,
+                           "class_names": list(S3DIS_CLASSES)})
+    return path, data
+
+
+def flops_per_model_point(checkpoint: Path) -> float:
+    """FLOPs of one forward pass per input point, counted on one sample of ``num_points``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pcseg.checkpoint import load_model
+
+    model, meta = load_model(checkpoint)
+    n = meta["data"]["num_points"]
+    x = torch.rand(1, n, model.config["in_channels"])
+    x[..., :3] -= 0.5
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(x)
+    return counter.get_total_flops() / n
+
+
+def model_points(cloud_path: Path, data: dict, stride: float | None = None) -> int:
+    """Points the model runs on for the whole cloud: every block padded up to whole samples."""
+    from pcseg.data.blocks import tile_blocks
+    from pcseg.io import read_cloud
+
+    cloud = read_cloud(cloud_path)
+    tiling = tile_blocks(cloud.xyz, data["block_size"], stride or data["stride"], cloud.valid)
+    n = data["num_points"]
+    return sum(-(-len(indices) // n) * n for _, indices in tiling)
+
+
+def matmul_rate(threads: int) -> float:
+    """Measured fp32 matmul FLOP/s on ``threads`` threads (best of 5, 1024 x 1024)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * 1024**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_segment(cloud: Path, checkpoint: Path, work: Path, threads: int, extra: list[str]) -> dict:
+    """Run ``pcseg segment`` in a child process; its wall time and peak resident memory."""
+    out = work / f"{cloud.stem}_{checkpoint.stem}_labelled.ply"
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    argv = [sys.executable, __file__, "--child", str(threads), "segment", str(cloud), "-o", str(out),
+            "--model", str(checkpoint), "--device", "cpu", "--overwrite", *extra]
+    result = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True)
+    print(result.stdout, end="")
+    if result.returncode != 0:
+        raise SystemExit(f"pcseg segment failed with status {result.returncode}")
+    out.unlink()
+    return json.loads(result.stdout.strip().splitlines()[-1].removeprefix("BENCH "))
+
+
+def child(threads: int, argv: list[str]) -> None:
+    """Run the pcseg command line in this process; print its wall time and peak memory as JSON."""
+    import torch
+
+    from pcseg.cli import main
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    status = main(argv)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    if status:
+        sys.exit(status)
+    print("BENCH " + json.dumps({"seconds": seconds, "peak_bytes": peak}))
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        return child(int(sys.argv[2]), sys.argv[3:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["pointnet", "acnn"], choices=["pointnet", "acnn"])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--big", type=int, default=10_000_000, help="points of the memory check (0: skip)")
+    parser.add_argument("--big-stride", type=float, default=None,
+                        help="stride of the memory check (default: the model's; a larger one only saves time)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/pcseg_bench"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    room = room_cloud(args.points, args.work)
+    rate = matmul_rate(args.threads)
+    print(f"machine: {rate / 1e9:.1f} GFLOP/s fp32 matmul on {args.threads} threads")
+    rows = []
+    for name in args.models:
+        checkpoint, data = model_checkpoint(name, args.work)
+        flops = flops_per_model_point(checkpoint)
+        run_points = model_points(room, data)
+        result = run_segment(room, checkpoint, args.work, args.threads, [])
+        bound = flops * run_points / rate
+        rows.append((name, result["seconds"], args.points / result["seconds"], result["peak_bytes"] / 2**30,
+                     flops / 1e6, run_points / args.points, bound, GOAL_SECONDS[name]))
+    print(f"\n{args.points:,}-point room, {args.threads} threads, blocks/stride/points per sample from the configs")
+    print(f"{'model':<9} {'wall s':>7} {'points/s':>9} {'peak GB':>8} {'MFLOP/pt':>9} {'model pts/pt':>12} "
+          f"{'FLOP-bound s':>12} {'goal s':>7}")
+    for name, seconds, speed, peak, mflop, ratio, bound, goal in rows:
+        verdict = "met" if seconds < goal else "MISSED"
+        print(f"{name:<9} {seconds:>7.1f} {speed:>9,.0f} {peak:>8.2f} {mflop:>9.2f} {ratio:>12.2f} "
+              f"{bound:>12.1f} {goal:>6.0f} {verdict}")
+    if args.big:
+        copies = -(-args.big // args.points)
+        floor = floor_of_rooms(room, copies, args.work)
+        checkpoint, _ = model_checkpoint(args.models[0], args.work)
+        extra = ["--stride", str(args.big_stride)] if args.big_stride else []
+        result = run_segment(floor, checkpoint, args.work, args.threads, extra)
+        peak = result["peak_bytes"]
+        print(f"\n{copies * args.points:,} points with {args.models[0]}"
+              f"{f' (stride {args.big_stride} m)' if args.big_stride else ''}: {result['seconds']:.0f} s, "
+              f"peak {peak / 2**30:.2f} GB (goal < {GOAL_BIG_BYTES / 2**30:.0f} GB: "
+              f"{'met' if peak < GOAL_BIG_BYTES else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
