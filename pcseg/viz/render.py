@@ -58,25 +58,47 @@ def render_views(xyz: np.ndarray, colorings: Sequence[np.ndarray],
         view.set_front([-0.45, -0.75, 0.55])
         view.set_up([0, 0, 1])
         view.set_lookat(cloud.get_axis_aligned_bounding_box().get_center())
-        view.set_zoom(0.62)
+        zoom = 0.6
+        view.set_zoom(zoom)
+        fill = content_fraction(capture(vis))
+        if fill > 0:  # zoom so the cloud fills ~90 % of the view, whatever its shape
+            view.set_zoom(float(np.clip(zoom * fill / 0.9, 0.02, 2.0)))
         images = []
         for colors in colorings:
             cloud.colors = o3d.utility.Vector3dVector(colors / 255.0)
             vis.update_geometry(cloud)
-            vis.poll_events()
-            vis.update_renderer()
-            image = np.asarray(vis.capture_screen_float_buffer(do_render=True))
-            images.append(np.round(image * 255).astype(np.uint8))
+            images.append(capture(vis))
         return images
     finally:
         vis.destroy_window()
+
+
+def capture(vis) -> np.ndarray:
+    """The current (H, W, 3) uint8 image of an Open3D visualizer."""
+    vis.poll_events()
+    vis.update_renderer()
+    return np.round(np.asarray(vis.capture_screen_float_buffer(do_render=True)) * 255).astype(np.uint8)
+
+
+def drawn_pixels(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels that are not the white background."""
+    return (image < 250).any(axis=2)
+
+
+def content_fraction(image: np.ndarray) -> float:
+    """Largest fraction of the image's width or height that the drawn pixels span (0 when empty)."""
+    drawn = drawn_pixels(image)
+    if not drawn.any():
+        return 0.0
+    rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    return max((rows[-1] - rows[0] + 1) / image.shape[0], (cols[-1] - cols[0] + 1) / image.shape[1])
 
 
 def crop_to_content(images: Sequence[np.ndarray], size: tuple[int, int] = PANEL_SIZE) -> list[np.ndarray]:
     """Crop images (same shape, white background) to the union of their drawn pixels, centred in ``size``."""
     drawn = np.zeros(images[0].shape[:2], bool)
     for image in images:
-        drawn |= (image < 250).any(axis=2)
+        drawn |= drawn_pixels(image)
     if not drawn.any():
         return list(images)
     rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
