@@ -1,11 +1,12 @@
-"""A-CNN for semantic segmentation of 1 m blocks (design: docs/ACNN.md).
+"""A-CNN for semantic segmentation of 1 m blocks (design and diagram: docs/ACNN.md).
 
 Annular convolution (Komarichev et al., CVPR 2019): around FPS centroids, each ring
 ``[r_in, r_out)`` holds the k nearest points inside the annulus (``pcseg.ops.ring_knn``),
 ordered by angle in the centroid's tangent plane; a shared MLP lifts every member, a
 1-D convolution runs along the ordered ring with circular padding, and max-pooling over
-the ring gives the ring's feature. Rings are concatenated. Three such levels, a global
-level, and a decoder of inverse-distance 3-NN interpolation with skip connections.
+the ring gives the ring's feature. The rings of a level are concatenated and fused by
+an MLP. Three such levels, a global level, and a decoder of inverse-distance 3-NN
+interpolation with skip connections, then a per-point classifier.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from .layers import SharedMLP, gather_points
-from .ring_ordering import estimate_normals, order_by_angle
+from .layers import CircularConv, SharedMLP, gather_points, interpolate_3nn
+from .ring_ordering import angular_order, estimate_normals
 
-#: (centroids, rings [(r_in, r_out) metres], k per ring, MLP width, conv width, output width)
+#: Per level: (centroids, rings [(r_in, r_out) metres], k per ring, member MLP width,
+#: circular-conv width, fused output width).
 DEFAULT_LEVELS = (
     (1024, ((0.0, 0.1), (0.1, 0.2)), 16, 32, 64, 128),
     (256, ((0.0, 0.2), (0.2, 0.4)), 16, 64, 128, 256),
@@ -29,54 +30,54 @@ DEFAULT_LEVELS = (
 
 
 class AnnularConv(nn.Module):
-    """One ring: MLP on (relative xyz, features) of each member, circular 1-D conv along
-    the ordered ring, max over the ring. (B, M, k, c_in) -> (B, M, c_out)."""
+    """One ring: members (B, M, k, c_in) in angular order -> ring feature (B, M, c_out).
+
+    A shared MLP lifts each member, :class:`CircularConv` (kernel 3) runs along the ring,
+    max over the ring. The result does not depend on which member comes first, only on
+    the cyclic order; repeated fill members (rings with fewer than k points) add no new
+    values to the max.
+    """
 
     def __init__(self, c_in: int, mlp_width: int, c_out: int):
         super().__init__()
         self.mlp = SharedMLP(c_in, (mlp_width,))
-        self.conv = nn.Conv1d(mlp_width, c_out, kernel_size=3, bias=False)
-        self.bn = nn.BatchNorm1d(c_out)
+        self.conv = CircularConv(mlp_width, c_out)
 
     def forward(self, members: torch.Tensor) -> torch.Tensor:
-        B, M, k, _ = members.shape
-        h = self.mlp(members).reshape(B * M, k, -1).transpose(1, 2)     # (B*M, C, k)
-        h = F.pad(h, (1, 1), mode="circular")
-        h = F.relu(self.bn(self.conv(h)))
-        return h.amax(dim=2).reshape(B, M, -1)
+        return self.conv(self.mlp(members)).amax(dim=2)
 
 
 class AnnularLevel(nn.Module):
-    """FPS centroids, one :class:`AnnularConv` per ring, rings concatenated, then an MLP."""
+    """FPS centroids, one :class:`AnnularConv` per ring, rings concatenated, then an MLP.
+
+    forward(xyz (B, N, 3), normals (B, N, 3), feats (B, N, c_in)) ->
+    (centroids (B, M, 3), their normals (B, M, 3), features (B, M, c_out)).
+    Each member's input is its offset to the centroid (metres) followed by its features.
+    """
 
     def __init__(self, c_in: int, num_centroids: int, rings: Sequence, k: int, mlp_width: int,
                  conv_width: int, c_out: int):
         super().__init__()
-        self.num_centroids, self.rings, self.k = num_centroids, tuple(rings), k
-        self.convs = nn.ModuleList(AnnularConv(c_in + 3, mlp_width, conv_width) for _ in rings)
-        self.fuse = SharedMLP(conv_width * len(rings), (c_out,))
+        self.num_centroids, self.k = num_centroids, k
+        self.rings = tuple((float(r_in), float(r_out)) for r_in, r_out in rings)
+        self.convs = nn.ModuleList(AnnularConv(3 + c_in, mlp_width, conv_width) for _ in self.rings)
+        self.fuse = SharedMLP(conv_width * len(self.rings), (c_out,))
 
-    def forward(self, xyz, normals, feats):
-        m = min(self.num_centroids, xyz.shape[1])
-        centre_idx = ops.fps(xyz.detach(), m)
+    def forward(self, xyz: torch.Tensor, normals: torch.Tensor, feats: torch.Tensor):
+        points = xyz.detach()
+        centre_idx = ops.fps(points, min(self.num_centroids, xyz.shape[1]))
         centres = gather_points(xyz, centre_idx)
         centre_normals = gather_points(normals, centre_idx)
         rings = []
         for (r_in, r_out), conv in zip(self.rings, self.convs):
-            idx, _ = ops.ring_knn(centres.detach(), xyz.detach(), self.k, r_in, r_out)
-            idx = order_by_angle(centres, centre_normals, xyz, idx)
-            rel = gather_points(xyz, idx) - centres.unsqueeze(2)
-            rings.append(conv(torch.cat([rel, gather_points(feats, idx)], dim=-1)))
+            idx, _ = ops.ring_knn(centres.detach(), points, self.k, r_in, r_out)
+            offsets = gather_points(xyz, idx) - centres.unsqueeze(2)          # (B, M, k, 3)
+            order = angular_order(offsets, centre_normals)
+            idx = torch.gather(idx, -1, order)
+            offsets = torch.gather(offsets, 2, order.unsqueeze(-1).expand(-1, -1, -1, 3))
+            members = torch.cat([offsets, gather_points(feats, idx)], dim=-1)
+            rings.append(conv(members))
         return centres, centre_normals, self.fuse(torch.cat(rings, dim=-1))
-
-
-def interpolate(fine_xyz, coarse_xyz, coarse_feats):
-    """Inverse-distance weighted 3-NN interpolation of coarse features onto fine points."""
-    k = min(3, coarse_xyz.shape[1])
-    dist2, idx = ops.knn(fine_xyz.detach(), coarse_xyz.detach(), k)
-    weights = 1.0 / (dist2.sqrt() + 1e-8)
-    weights = weights / weights.sum(dim=-1, keepdim=True)
-    return (gather_points(coarse_feats, idx) * weights.unsqueeze(-1)).sum(dim=2)
 
 
 def _as_lists(value):
@@ -85,45 +86,59 @@ def _as_lists(value):
 
 
 class ACNNSeg(nn.Module):
-    """A-CNN semantic segmentation: input (B, N, C), xyz first; logits (B, N, K)."""
+    """A-CNN semantic segmentation: x (B, N, C) float32, xyz first -> logits (B, N, K).
+
+    Args:
+        num_classes: K.
+        in_channels: C >= 3 (channels 0-2 block-centred xyz in metres).
+        levels: per level (centroids, rings, k, mlp width, conv width, out width), see
+            ``DEFAULT_LEVELS``; radii in metres.
+        global_width: width of the global feature (max over the last level's centroids).
+        decoder_width: width of the decoder MLP at full resolution.
+        normal_k: neighbours of the PCA normal estimate.
+        dropout: before the classifier.
+    """
 
     def __init__(self, num_classes: int, in_channels: int = 9, levels=DEFAULT_LEVELS,
-                 global_width: int = 512, normal_k: int = 16, dropout: float = 0.5):
+                 global_width: int = 512, decoder_width: int = 128, normal_k: int = 16,
+                 dropout: float = 0.5):
         super().__init__()
+        if in_channels < 3:
+            raise ValueError(f"in_channels must be at least 3 (xyz first), got {in_channels}")
+        if not levels:
+            raise ValueError("A-CNN needs at least one level")
         self.config = {"name": "acnn", "num_classes": num_classes, "in_channels": in_channels,
-                       "global_width": global_width, "normal_k": normal_k, "dropout": dropout,
-                       "levels": _as_lists(levels)}
+                       "levels": _as_lists(levels), "global_width": global_width,
+                       "decoder_width": decoder_width, "normal_k": normal_k, "dropout": dropout}
         self.normal_k = normal_k
-        c, widths = in_channels, []
         self.levels = nn.ModuleList()
+        widths = [in_channels]                      # feature width at each resolution
         for num, rings, k, mlp_w, conv_w, out_w in levels:
-            self.levels.append(AnnularLevel(c, num, rings, k, mlp_w, conv_w, out_w))
+            self.levels.append(AnnularLevel(widths[-1], num, rings, k, mlp_w, conv_w, out_w))
             widths.append(out_w)
-            c = out_w
-        self.global_mlp = SharedMLP(c + 3, (global_width,))
-        skips = [in_channels] + widths[:-1]
+        self.global_mlp = SharedMLP(3 + widths[-1], (global_width,))
+        # Decoder step i goes from resolution i+1 to i: [interpolated, skip] -> MLP.
+        outs = [decoder_width] + widths[1:-1]
         self.decoders = nn.ModuleList()
-        c = widths[-1] + global_width
-        for skip, out in zip(reversed(skips), reversed([128] + widths[:-1])):
-            self.decoders.append(SharedMLP(c + skip, (out, out)))
-            c = out
+        c = widths[-1]
+        for i in reversed(range(len(levels))):
+            extra = global_width if i == len(levels) - 1 else 0
+            self.decoders.append(SharedMLP(c + widths[i] + extra, (outs[i], outs[i])))
+            c = outs[i]
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(c, num_classes)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, N, C) -> (logits (B, N, num_classes), zero auxiliary loss)."""
         xyz = x[..., :3].contiguous()
-        normals = estimate_normals(xyz, self.normal_k)
         stack = [(xyz, x)]
-        feats = x
-        pts, nrm = xyz, normals
+        pts, nrm, feats = xyz, estimate_normals(xyz, self.normal_k), x
         for level in self.levels:
             pts, nrm, feats = level(pts, nrm, feats)
             stack.append((pts, feats))
         glob = self.global_mlp(torch.cat([pts, feats], dim=-1)).amax(dim=1, keepdim=True)
-        feats = torch.cat([feats, glob.expand(-1, feats.shape[1], -1)], dim=-1)
-        coarse_xyz = pts
         for decoder, (fine_xyz, skip) in zip(self.decoders, reversed(stack[:-1])):
-            up = interpolate(fine_xyz, coarse_xyz, feats)
-            feats = decoder(torch.cat([up, skip], dim=-1))
-            coarse_xyz = fine_xyz
+            up = interpolate_3nn(fine_xyz, pts, feats)
+            feats = decoder(torch.cat([up, skip], dim=-1), glob)
+            pts, glob = fine_xyz, None
         return self.classifier(self.dropout(feats)), x.new_zeros(())
