@@ -1,66 +1,44 @@
-"""Model throughput on the CPU: forward and forward+backward points/s at 8 x 4096 points.
+"""Model throughput on the CPU: forward (eval, no grad) and forward+backward (training mode)
+points/s at 8 x 4096 points with 9 input channels, at 1 and 2 threads.
 
-PointNet is compared with a plain reference of the same architecture written the usual
-way (Conv1d on channels-first tensors, as most PyTorch ports do); A-CNN's time is split
-between the compiled ops and the rest (torch.profiler).
+PointNet is compared with a plain reference of the same network written the usual way
+(Conv1d on channels-first tensors, the 1088-wide concatenation built, batch norm as its
+own layer at inference; ``ConvPointNetReference`` in tests/test_models.py, which checks
+that both compute the same function). A-CNN's time is split by torch.profiler between
+the compiled ops, normal estimation, the MLPs / ring convolutions, and the gathers and
+ordering around them.
 
-    .venv/bin/python bench/bench_models.py [--batch 8] [--points 4096] [--repeats 3]
+    .venv/bin/python bench/bench_models.py [--batch 8] [--points 4096] [--repeats 3] [--threads 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
-from torch import nn
 
 from pcseg.models import build
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_models import ConvPointNetReference  # noqa: E402
 
-class ConvTNet(nn.Module):
-    def __init__(self, c_in, k):
-        super().__init__()
-        self.k = k
-        self.convs = nn.Sequential(*[m for a, b in ((c_in, 64), (64, 128), (128, 1024))
-                                     for m in (nn.Conv1d(a, b, 1), nn.BatchNorm1d(b), nn.ReLU())])
-        self.fc = nn.Sequential(nn.Linear(1024, 512), nn.BatchNorm1d(512), nn.ReLU(),
-                                nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, k * k))
-
-    def forward(self, x):                      # x (B, C, N)
-        return self.fc(self.convs(x).max(dim=2).values).view(-1, self.k, self.k) + torch.eye(self.k)
-
-
-def conv_stack(widths):
-    return nn.Sequential(*[m for a, b in zip(widths[:-1], widths[1:])
-                           for m in (nn.Conv1d(a, b, 1), nn.BatchNorm1d(b), nn.ReLU())])
+#: A-CNN's time categories: profiler event names (aten ops and their autograd nodes)
+#: containing one of the fragments; first match wins, the rest is "elementwise and other".
+CATEGORIES = (
+    ("compiled ops (fps, knn, ring_knn)", ("pcseg::",)),
+    ("normals (covariance, eigh)", ("eigh", "bmm")),
+    ("MLPs, ring convolutions (matmul, BN, ReLU)", ("addmm", "aten::mm", "batch_norm", "clamp_min",
+                                                    "threshold_backward")),
+    ("gathers, ordering, concat, pooling", ("gather", "scatter", "index", "sort", "atan2", "aten::cat",
+                                            "roll", "amax", "aten::eq")),
+)
 
 
-class ConvPointNetReference(nn.Module):
-    """The same PointNet segmentation network in the common Conv1d / channels-first style."""
-
-    def __init__(self, num_classes, in_channels):
-        super().__init__()
-        self.tnet1, self.tnet2 = ConvTNet(3, 3), ConvTNet(64, 64)
-        self.mlp1 = conv_stack([in_channels, 64, 64])
-        self.mlp2 = conv_stack([64, 64, 128, 1024])
-        self.head = conv_stack([1088, 512, 256, 128])
-        self.drop = nn.Dropout(0.3)
-        self.cls = nn.Conv1d(128, num_classes, 1)
-
-    def forward(self, x):                      # x (B, N, C)
-        x = x.transpose(1, 2)
-        xyz = torch.bmm(self.tnet1(x[:, :3]).transpose(1, 2), x[:, :3])
-        x = self.mlp1(torch.cat([xyz, x[:, 3:]], 1))
-        t = self.tnet2(x)
-        x = torch.bmm(t.transpose(1, 2), x)
-        g = self.mlp2(x).max(dim=2, keepdim=True).values.expand(-1, -1, x.shape[2])
-        out = self.cls(self.drop(self.head(torch.cat([x, g], 1)))).transpose(1, 2)
-        reg = (torch.eye(64) - t @ t.transpose(1, 2)).square().sum((1, 2)).mean() * 0.001
-        return out, reg
-
-
-def timed(fn, repeats):
+def best_time(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` calls after one warm-up call, in seconds."""
     fn()
     best = float("inf")
     for _ in range(repeats):
@@ -70,60 +48,75 @@ def timed(fn, repeats):
     return best
 
 
-def throughput(model, x, repeats):
-    def forward():
+def forward_fn(model, x):
+    def run():
+        model.eval()
         with torch.no_grad():
             model(x)
+    return run
 
-    def forward_backward():
+
+def forward_backward_fn(model, x):
+    def run():
+        model.train()
+        model.zero_grad(set_to_none=True)
         logits, aux = model(x)
-        (logits.mean() + aux).backward()
-
-    model.train()
-    n = x.shape[0] * x.shape[1]
-    return n / timed(forward, repeats), n / timed(forward_backward, repeats)
+        (logits.square().mean() + aux).backward()
+    return run
 
 
-def ops_share(model, x):
-    """Share of A-CNN's forward time spent in the pcseg ops (fps, knn, ring_knn)."""
+def time_split(model, x) -> dict[str, tuple[float, float]]:
+    """Share of self CPU time per category, (forward, forward+backward)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        model(x)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    ops = sum(e.self_cpu_time_total for e in events if e.key.startswith("pcseg::"))
-    eigh = sum(e.self_cpu_time_total for e in events if "eigh" in e.key)
-    return ops / total, eigh / total
+    shares = []
+    for fn in (forward_fn(model, x), forward_backward_fn(model, x)):
+        fn()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        totals = {name: 0.0 for name, _ in CATEGORIES}
+        totals["elementwise and other"] = 0.0
+        for event in prof.key_averages():
+            key = event.key
+            name = next((n for n, parts in CATEGORIES if any(p in key for p in parts)), "elementwise and other")
+            totals[name] += event.self_cpu_time_total
+        grand = sum(totals.values())
+        shares.append({k: v / grand for k, v in totals.items()})
+    return {k: (shares[0][k], shares[1][k]) for k in shares[0]}
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     torch.manual_seed(0)
-    x = torch.randn(args.batch, args.points, 9) * 0.3
-    print(f"batch {args.batch} x {args.points} points, 9 channels; points/s (best of {args.repeats})")
-    print(f"{'model':<28}{'threads':>8}{'forward':>14}{'fwd+bwd':>14}")
-    for threads in (1, 2):
+    x = torch.rand(args.batch, args.points, 9)
+    x[..., :2] -= 0.5                                # a 1 m block, block-centred xyz
+    x[..., 2] *= 3.0
+    n = args.batch * args.points
+    models = {
+        "pointnet (pcseg)": build("pointnet", 13, 9),
+        "pointnet (Conv1d reference)": ConvPointNetReference(13, 9),
+        "acnn (pcseg)": build("acnn", 13, 9),
+    }
+    print(f"batch {args.batch} x {args.points} points, 9 channels; points/s, best of {args.repeats}")
+    print(f"{'model':<30}{'threads':>8}{'forward':>12}{'fwd+bwd':>12}")
+    for threads in args.threads:
         torch.set_num_threads(threads)
-        rows = {
-            "pointnet (pcseg)": build("pointnet", 13, 9),
-            "pointnet (Conv1d reference)": ConvPointNetReference(13, 9),
-            "acnn (pcseg)": build("acnn", 13, 9),
-        }
-        results = {}
-        for name, model in rows.items():
-            results[name] = throughput(model, x, args.repeats)
-            fwd, fb = results[name]
-            print(f"{name:<28}{threads:>8}{fwd:>14,.0f}{fb:>14,.0f}")
-        ours, ref = results["pointnet (pcseg)"], results["pointnet (Conv1d reference)"]
-        print(f"{'pointnet speed-up vs reference':<36}{ours[0] / ref[0]:>14.2f}x{ours[1] / ref[1]:>13.2f}x")
-    share, eigh = ops_share(build("acnn", 13, 9), x)
-    print(f"acnn forward (2 threads): {share:.0%} of the time in pcseg ops (fps, knn, ring_knn), "
-          f"{eigh:.0%} in normal estimation's eigh, the rest in MLPs, convolutions and gathers")
+        rates = {}
+        for name, model in models.items():
+            rates[name] = tuple(n / best_time(fn(model, x), args.repeats)
+                                for fn in (forward_fn, forward_backward_fn))
+            print(f"{name:<30}{threads:>8}{rates[name][0]:>12,.0f}{rates[name][1]:>12,.0f}", flush=True)
+        ours, ref = rates["pointnet (pcseg)"], rates["pointnet (Conv1d reference)"]
+        print(f"{'pointnet speed-up':<30}{threads:>8}{ours[0] / ref[0]:>11.2f}x{ours[1] / ref[1]:>11.2f}x")
+    print(f"\nacnn: share of CPU time ({torch.get_num_threads()} threads)")
+    print(f"{'category':<46}{'forward':>10}{'fwd+bwd':>10}")
+    for name, (fwd, both) in time_split(models["acnn (pcseg)"], x).items():
+        print(f"{name:<46}{fwd:>10.0%}{both:>10.0%}")
 
 
 if __name__ == "__main__":
