@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from ..errors import PcsegError
+from .prepare import workers_count
 
 
 def register(subparsers) -> None:
@@ -18,6 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("--ply", action="store_true",
                         help="write one room to DST as a PLY with a 'label' property")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PLY")
+    parser.add_argument("--workers", type=workers_count, default=min(4, os.cpu_count() or 1),
+                        help="rooms generated in parallel (default: up to 4 processes)")
     parser.set_defaults(func=run)
 
 
@@ -33,6 +38,7 @@ def run(args) -> int:
         print(f"wrote {room.name}: {len(room.xyz):,} points to {path}")
         return 0
     folders = write_s3dis_layout(args.dst, args.areas, seed=args.seed, rooms_per_area=args.rooms_per_area,
-                                 density=args.density, kind=args.kind)
+                                 density=args.density, kind=args.kind, workers=args.workers,
+                                 progress=True)
     print(f"wrote {len(folders)} rooms in the raw S3DIS layout under {args.dst}")
     return 0

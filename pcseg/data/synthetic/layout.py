@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...fileutil import atomic_path
+from ..parallel import map_with_progress
 from .room import SyntheticRoom, choose_kind, generate_room
 
 
@@ -41,28 +42,34 @@ def write_room_layout(room: SyntheticRoom, area_dir: Path) -> Path:
     return folder
 
 
+def _generate_and_write(job: tuple) -> Path:
+    """Worker: generate room ``(seed, name, options)`` and write it under ``area_dir``."""
+    seed, name, area_dir, options = job
+    return write_room_layout(generate_room(seed, name=name, **options), area_dir)
+
+
 def write_s3dis_layout(root: os.PathLike, areas: dict | int = 1, seed: int = 0, rooms_per_area: int = 3,
-                       **room_options) -> list[Path]:
+                       workers: int = 1, progress: bool = False, **room_options) -> list[Path]:
     """Generate rooms into the raw S3DIS layout under ``root``.
 
     Args:
         areas: ``{"Area_1": n_rooms, ...}``, or a number of areas with ``rooms_per_area`` each.
         seed: base seed; room j of the whole set uses ``seed * 100_003 + j``.
+        workers: processes generating rooms in parallel (the result does not depend on it).
+        progress: show a progress bar.
         room_options: passed to :func:`generate_room` (``density``, ``kind``, ...).
-    Returns the room folders written.
+    Returns the room folders written, in room order.
     """
     if isinstance(areas, int):
         areas = {f"Area_{i + 1}": rooms_per_area for i in range(areas)}
     root = Path(root)
-    folders, j = [], 0
+    jobs, j = [], 0
     for area, n_rooms in areas.items():
         counters: dict[str, int] = {}
         for _ in range(n_rooms):
             rng = np.random.default_rng(seed * 100_003 + j)
             kind = room_options.get("kind") or choose_kind(rng)
             counters[kind] = counters.get(kind, 0) + 1
-            options = {**room_options, "kind": kind}
-            room = generate_room(seed * 100_003 + j, name=f"{kind}_{counters[kind]}", **options)
-            folders.append(write_room_layout(room, root / area))
+            jobs.append((seed * 100_003 + j, f"{kind}_{counters[kind]}", root / area, {**room_options, "kind": kind}))
             j += 1
-    return folders
+    return map_with_progress(_generate_and_write, jobs, workers, desc="generating", unit="room", progress=progress)

@@ -110,3 +110,21 @@ def clutter_item(rng, base_xyz, density):
     else:
         pts = sample_blob(rng, (x, y, z + 0.15), (0.25, 0.15, 0.15), density)
     return [("clutter", pts)]
+
+
+def wall_item(rng, wall_point, along, normal, z, density):
+    """Something hung on a wall at height ``z`` (its bottom, metres): a picture, poster,
+    radiator or wall cabinet. ``wall_point`` (x, y) is on the wall face, ``along`` and
+    ``normal`` (unit (x, y)) run along the wall and into the room."""
+    kind = rng.choice(["picture", "poster", "radiator", "cabinet"])
+    if kind == "radiator":
+        w, h, d, z = rng.uniform(0.6, 1.4), rng.uniform(0.4, 0.6), rng.uniform(0.06, 0.12), rng.uniform(0.08, 0.2)
+    elif kind == "cabinet":
+        w, h, d = rng.uniform(0.4, 0.9), rng.uniform(0.3, 0.6), rng.uniform(0.25, 0.4)
+    else:
+        w, h, d = (rng.uniform(0.3, 0.9), rng.uniform(0.25, 0.7), 0.03) if kind == "picture" else \
+                  (rng.uniform(0.4, 0.7), rng.uniform(0.6, 1.0), 0.01)
+    along, normal = np.asarray(along, float), np.asarray(normal, float)
+    center_xy = np.asarray(wall_point, float) + normal * (d / 2 + 0.005)
+    size_xy = np.abs(along) * w + np.abs(normal) * d
+    return [("clutter", sample_box(rng, (*center_xy, z + h / 2), (*size_xy, h), density, bottom=True))]

@@ -234,7 +234,7 @@ def _table_with_chairs(b: _Builder, size, center=None, chairs_per_side=1):
             return
     parts, h = objects.table(rng, center, size, yaw, dens)
     b.add(parts)
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(rng.integers(1, 6)):
         p = center + rng.uniform(-0.4, 0.4, 2) * np.array([sx, sy])
         b.add(objects.clutter_item(rng, (*p, h), dens))
     long_x = sx >= sy
@@ -259,7 +259,7 @@ def _furniture(b: _Builder, kind: str):
             _table_with_chairs(b, size, center=c, chairs_per_side=max(1, int(size[0] / 0.75)))
     n = {"office": (1, 4), "conferenceRoom": (0, 2), "hallway": (0, 1), "lounge": (1, 3), "storage": (0, 2)}[kind]
     for _ in range(rng.integers(*n)):
-        _table_with_chairs(b, (rng.uniform(1.0, 1.8), rng.uniform(0.6, 0.9)), chairs_per_side=int(rng.integers(0, 3)))
+        _table_with_chairs(b, (rng.uniform(1.0, 1.8), rng.uniform(0.6, 0.9)), chairs_per_side=int(rng.integers(1, 4)))
     n_books = {"office": (0, 3), "conferenceRoom": (0, 2), "hallway": (0, 2), "lounge": (0, 2), "storage": (1, 3)}[kind]
     for _ in range(rng.integers(*n_books)):
         width = rng.uniform(0.8, 2.0)
@@ -273,15 +273,34 @@ def _furniture(b: _Builder, kind: str):
         if spot:
             wall, _, center = spot
             b.add(objects.sofa(rng, center, wall.facing_yaw(), dens)[0])
-    n_clutter = {"storage": (6, 16), "office": (2, 7), "lounge": (1, 5), "conferenceRoom": (1, 4), "hallway": (0, 4)}[kind]
+    n_clutter = {"storage": (8, 20), "office": (4, 10), "lounge": (2, 7), "conferenceRoom": (2, 6), "hallway": (1, 6)}[kind]
     for _ in range(rng.integers(*n_clutter)):
         p = b.place(0.3, 0.3)
         if p is not None:
             b.add(objects.clutter_item(rng, (*p, 0.0), dens))
-    for _ in range(rng.integers(0, 3)):
+    n_wall_items = {"storage": (0, 3), "office": (2, 7), "lounge": (2, 6), "conferenceRoom": (1, 5), "hallway": (2, 8)}[kind]
+    for _ in range(rng.integers(*n_wall_items)):
+        _wall_item(b)
+    for _ in range(rng.integers(1, 5)):
         p = b.place(0.25, 0.25)
         if p is not None:
             b.add(objects.chair(rng, p, rng.uniform(0, 2 * np.pi), dens))
+
+
+def _wall_item(b: _Builder, tries=20):
+    """Hang a picture, poster, radiator or cabinet on a wall, clear of doors, windows and boards."""
+    rng = b.rng
+    for _ in range(tries):
+        i = int(rng.integers(4))
+        wall = b.walls[i]
+        if wall.length < 1.6:
+            continue
+        s = rng.uniform(0.7, wall.length - 0.7)
+        if any(s0 - 0.8 < s < s1 + 0.8 for s0, s1, _, _ in b.openings[i]):
+            continue
+        b.add(objects.wall_item(rng, wall.at(s), wall.direction, wall.normal,
+                                rng.uniform(1.0, min(1.8, b.H - 1.1)), b.density))
+        return
 
 
 def _room_size(rng, kind):
