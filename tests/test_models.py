@@ -2,9 +2,12 @@
 Conv1d reference of the paper's network, invariances, identity T-Nets, gradients,
 overfitting a small scene, and torch.compile."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pcseg.models import build
@@ -169,6 +172,65 @@ def test_linear_bn_folds_batch_norm_in_eval_and_splits_the_broadcast_part():
             expected = plain(full)
             torch.testing.assert_close(layer(x, g), expected, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(layer(full), expected, rtol=1e-5, atol=1e-5)
+
+
+def _plain_max_pool(mlp, x):
+    return mlp(x).amax(dim=1)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_max_pool_equals_mlp_then_amax_with_the_same_gradients_and_statistics(training):
+    torch.manual_seed(0)
+    fused = SharedMLP(16, (32, 64)).double()
+    with torch.no_grad():  # channels with a negative scale pool the minimum of x W^T
+        fused.layers[-1].bn.weight.uniform_(-1, 1)
+        fused.layers[-1].bn.bias.uniform_(-0.5, 0.5)
+        fused.layers[-1].bn.running_var.uniform_(0.5, 2)
+    plain = copy.deepcopy(fused)
+    fused.train(training)
+    plain.train(training)
+    x = torch.randn(3, 50, 16, dtype=torch.float64)
+    x[1, 10:20] = x[1, 0]                                    # duplicate points
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    a, b = fused.max_pool(xa), _plain_max_pool(plain, xb)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert (a > 0).any() and (a == 0).any()                 # both sides of the ReLU are exercised
+    weights = torch.randn_like(a)
+    (a * weights).sum().backward()
+    (b * weights).sum().backward()
+    # A maximum shared by duplicates sends its gradient to one of them (amax splits it):
+    # the group's total, and so every parameter's gradient, is the same.
+    dup = torch.zeros(50, dtype=torch.bool)
+    dup[10:20] = True
+    dup[0] = True
+    torch.testing.assert_close(xa.grad[:, ~dup], xb.grad[:, ~dup], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(xa.grad[:, dup].sum(1), xb.grad[:, dup].sum(1), rtol=1e-10, atol=1e-12)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=name)
+    for (name, p), q in zip(fused.named_buffers(), plain.buffers()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_pointnet_gradients_equal_the_unfused_network(monkeypatch):
+    torch.manual_seed(0)
+    model = build("pointnet", 13, 9).double()
+    randomise(model)
+    model.dropout.p = 0.0
+    plain = copy.deepcopy(model)
+    x = torch.randn(2, 200, 9, dtype=torch.float64) * 0.4
+    target = torch.randint(0, 13, (2, 200))
+
+    def loss_of(net):
+        logits, aux = net(x)
+        return F.cross_entropy(logits.reshape(-1, 13), target.reshape(-1)) + aux
+
+    loss_of(model).backward()
+    monkeypatch.setattr(SharedMLP, "max_pool", _plain_max_pool)
+    loss_of(plain).backward()
+    for (name, p), q in zip(model.named_parameters(), plain.parameters()):
+        # Batch norm over two clouds in the T-Nets' FC layers makes gradients of order 1e3.
+        scale = float(q.grad.abs().max())
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-8 * max(scale, 1.0), msg=name)
 
 
 def test_circular_conv_is_conv1d_with_circular_padding():

@@ -46,6 +46,59 @@ class LinearBN(nn.Module):
         return F.relu(y) if self.relu else y
 
 
+class _PooledLinearBNReLU(torch.autograd.Function):
+    """``max over points of ReLU(BN_train(x W^T))`` with exact gradients, without the (B, N, c_out) tensor.
+
+    Batch-norm statistics of ``z = x W^T`` come from the input's mean and covariance
+    (``mean_z = W mean_x``, ``var_z = diag(W cov_x W^T)``); the per-channel scale
+    ``gamma / sigma`` is monotone, so the pooled value is the ReLU of the normalised
+    maximum (or, for a negative scale, minimum) of ``z``. In the backward pass the
+    gradient reaching ``z`` is one point per (cloud, channel) plus the batch-norm
+    terms, which collapse to (c_in x c_in) matrices: the cost is O(B N c_in^2)
+    instead of O(B N c_in c_out), and nothing of size (B, N, c_out) is stored.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, gamma, beta, eps):
+        B, N, c_in = x.shape
+        flat = x.reshape(-1, c_in)
+        n = flat.shape[0]
+        mean_x = flat.mean(dim=0)
+        centred = flat - mean_x
+        cov_x = centred.T @ centred / n
+        mean_z = weight @ mean_x
+        var_z = ((weight @ cov_x) * weight).sum(dim=1).clamp_min(0)
+        sigma = torch.sqrt(var_z + eps)
+        sign = torch.where(gamma >= 0, 1.0, -1.0).to(x.dtype)
+        extreme, idx = (x @ (weight * sign[:, None]).T).max(dim=1)       # (B, c_out)
+        xhat = (extreme * sign - mean_z) / sigma
+        pre = gamma * xhat + beta
+        ctx.save_for_backward(x, weight, gamma, sigma, mean_x, cov_x, idx, xhat, pre > 0)
+        return F.relu(pre), mean_z, var_z
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_mean, _grad_var):
+        x, weight, gamma, sigma, mean_x, cov_x, idx, xhat, active = ctx.saved_tensors
+        B, N, c_in = x.shape
+        n = B * N
+        g = grad_out * active                                             # (B, c_out)
+        g_sum, gx_sum = g.sum(dim=0), (g * xhat).sum(dim=0)
+        point = gamma * g / sigma                                         # at the argmax points
+        mean_term = gamma * g_sum / (n * sigma)                           # per channel, every point
+        q = gamma * gx_sum / (n * sigma * sigma)                          # times (z - mean_z)
+        flat = x.reshape(-1, c_in)
+        rows = (idx + torch.arange(B, device=x.device)[:, None] * N).reshape(-1)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = -(flat - mean_x) @ (weight.T @ (q[:, None] * weight)) - mean_term @ weight
+            grad_x.index_add_(0, rows, (point[:, :, None] * weight).reshape(-1, c_in))
+            grad_x = grad_x.view(B, N, c_in)
+        if ctx.needs_input_grad[1]:
+            grad_w = (point[:, :, None] * flat[rows].view(B, -1, c_in)).sum(dim=0)
+            grad_w -= mean_term[:, None] * (n * mean_x) + q[:, None] * (weight @ cov_x) * n
+        return grad_x, grad_w, gx_sum, g_sum, None
+
+
 class SharedMLP(nn.Module):
     """Stacked :class:`LinearBN` layers of the given widths: (..., c_in) -> (..., widths[-1]).
 
@@ -66,6 +119,30 @@ class SharedMLP(nn.Module):
         for layer in self.layers[1:]:
             x = layer(x)
         return x
+
+    def max_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """``self(x).amax(dim=1)``: (B, N, c_in) -> (B, widths[-1]), computed without the
+        last layer's per-point output (:class:`_PooledLinearBNReLU` in training; in eval
+        the folded bias and ReLU are applied after the max). Same values and gradients."""
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        last = self.layers[-1]
+        if not last.relu:
+            return last(x).amax(dim=1)
+        if not last.training:
+            scale = last.bn.weight * torch.rsqrt(last.bn.running_var + last.bn.eps)
+            z = F.linear(x, last.linear.weight * scale.unsqueeze(1)).amax(dim=1)
+            return F.relu(z + (last.bn.bias - last.bn.running_mean * scale))
+        bn = last.bn
+        pooled, mean_z, var_z = _PooledLinearBNReLU.apply(x, last.linear.weight, bn.weight, bn.bias, bn.eps)
+        if bn.track_running_stats:
+            with torch.no_grad():
+                bn.num_batches_tracked += 1
+                momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                n = x.shape[0] * x.shape[1]
+                bn.running_mean.lerp_(mean_z, momentum)
+                bn.running_var.lerp_(var_z * n / max(n - 1, 1), momentum)
+        return pooled
 
 
 class CircularConv(nn.Module):

@@ -11,7 +11,9 @@ Input (B, N, C) float32 with channels 0-2 xyz (metres); output per-point logits
 
 Every MLP layer is Linear -> BatchNorm -> ReLU. The 1088-wide concatenation is never
 built: the first head layer's weight is split into its per-point (64) and global (1024)
-parts and the global part is computed once per cloud (see :class:`LinearBN`).
+parts and the global part is computed once per cloud (see :class:`LinearBN`). The three
+1024-wide layers feed only max-pools and are never materialised per point (see
+:meth:`SharedMLP.max_pool`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class TNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, N, c_in) -> transform (B, k, k), applied as ``x @ transform``."""
-        pooled = self.mlp(x).amax(dim=1)
+        pooled = self.mlp.max_pool(x)
         return self.out(self.fc(pooled)).view(-1, self.k, self.k)
 
 
@@ -75,7 +77,7 @@ class PointNetSeg(nn.Module):
         x = self.mlp1(x)
         transform = self.feature_tnet(x)
         local = torch.bmm(x, transform)
-        glob = self.mlp2(local).amax(dim=1, keepdim=True)         # (B, 1, 1024)
+        glob = self.mlp2.max_pool(local).unsqueeze(1)              # (B, 1, 1024)
         logits = self.classifier(self.dropout(self.head(local, broadcast=glob)))
         eye = torch.eye(transform.shape[-1], device=x.device, dtype=transform.dtype)
         ortho = (eye - transform @ transform.transpose(1, 2)).square().sum(dim=(1, 2)).mean()
