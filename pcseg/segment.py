@@ -25,6 +25,7 @@ from .classes import UNLABELLED
 from .errors import PcsegError
 from .infer import predict_probabilities
 from .io import Cloud, read_cloud
+from .up_axis import check_up, to_z_up
 
 
 def resolve_device(device: str) -> str:
@@ -61,13 +62,18 @@ class Segmenter:
     stride: float
     device: str
     batch_size: int = 16
+    up: str = "z"
 
     @classmethod
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
              block_size: Optional[float] = None, stride: Optional[float] = None,
-             num_points: Optional[int] = None) -> "Segmenter":
-        """Load a bundled model name or a checkpoint path; PcsegError for bad settings."""
+             num_points: Optional[int] = None, up: str = "z") -> "Segmenter":
+        """Load a bundled model name or a checkpoint path; PcsegError for bad settings.
+
+        ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`); the models expect z.
+        """
         device = resolve_device(device)
+        check_up(up)
         net, meta = load_model(resolve_model(model), device)
         data = meta["data"]
         block = data["block_size"] if block_size is None else block_size
@@ -82,11 +88,11 @@ class Segmenter:
         if not 0 < stride <= block:
             raise PcsegError(f"--stride must be in (0, block size {block:g}] so every point is covered, got {stride}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
-                   float(stride), device, int(batch_size))
+                   float(stride), device, int(batch_size), up)
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted class probabilities (zeros for non-finite points)."""
-        return predict_probabilities(self.model, cloud.xyz, cloud.rgb, feature_set=self.feature_set,
+        return predict_probabilities(self.model, to_z_up(cloud.xyz, self.up), cloud.rgb, feature_set=self.feature_set,
                                      num_points=self.num_points, block_size=self.block_size,
                                      stride=self.stride, batch_size=self.batch_size, device=self.device,
                                      valid=cloud.valid, progress=progress)
@@ -105,7 +111,8 @@ def segment(cloud: Cloud | str | os.PathLike, model: Optional[str] = None, devic
     Args:
         model: a bundled model name or a checkpoint path (default: the bundled default).
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        options: ``batch_size``, ``block_size``, ``stride``, ``num_points`` overrides.
+        options: ``batch_size``, ``block_size``, ``stride``, ``num_points`` overrides and
+            ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
     Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32).
     """
     segmenter = Segmenter.load(model, device, **options)

@@ -19,6 +19,7 @@ from pcseg.data.synthetic import generate_room
 from pcseg.io import read_cloud, write_ply
 from pcseg.models import build
 from pcseg.segment import segment
+from pcseg.up_axis import ROTATIONS, to_z_up
 from pcseg.viz.render import LEGEND_WIDTH, TITLE_HEIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +163,27 @@ def test_offset_and_encoding_do_not_change_labels(checkpoint, tmp_path, kind):
     reference = segment(_awkward("no_colours", np.random.default_rng(5), tmp_path), model=checkpoint)[0]
     other = segment(_awkward(kind, np.random.default_rng(5), tmp_path), model=checkpoint)[0]
     assert (reference == other).mean() > 0.999
+
+
+@pytest.mark.parametrize("up", ["-y", "x", "-z"])
+def test_up_axis_other_than_z_gives_the_z_up_labels(checkpoint, tmp_path, up):
+    """A scan stored with another up axis, segmented with --up, is labelled as if it were z-up."""
+    cloud = _read(_awkward("no_colours", np.random.default_rng(5), tmp_path))
+    turned_xyz = cloud.xyz @ ROTATIONS[up]          # the inverse rotation: z-up -> `up`-up
+    assert np.array_equal(to_z_up(turned_xyz, up), cloud.xyz)
+    path = write_ply(tmp_path / "turned.ply", turned_xyz.astype(np.float32))
+    out = tmp_path / "out.ply"
+    assert main(["segment", str(path), "-o", str(out), "--model", checkpoint, f"--up={up}"]) == 0
+    np.testing.assert_array_equal(_ply_labels(out), segment(cloud, model=checkpoint)[0])
+
+
+def test_up_rotations_are_proper_and_bring_the_axis_to_z():
+    for up, rotation in ROTATIONS.items():
+        axis = np.zeros(3)
+        axis["xyz".index(up[-1])] = -1.0 if up.startswith("-") else 1.0
+        np.testing.assert_array_equal(rotation @ axis, [0, 0, 1])
+        np.testing.assert_array_equal(rotation @ rotation.T, np.eye(3))
+        assert np.linalg.det(rotation) == pytest.approx(1.0)
 
 
 def test_nan_holes_warn_and_keep_the_count(checkpoint, tmp_path, rng, capsys):

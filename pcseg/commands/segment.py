@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..up_axis import add_up_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("segment", help="label every point of PLY/LAS/PCD scans")
@@ -22,6 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--num-points", type=int, default=None, help="points per block sample (default: the model's)")
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
+    add_up_argument(parser)
     parser.add_argument("--keep-colors", action="store_true",
                         help="keep the input colours (default: points take their class colour)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
@@ -83,10 +86,11 @@ def run(args) -> int:
     from ..io import read_cloud, write_labelled_ply
     from ..segment import Segmenter
     from ..summary import class_summary
+    from ..up_axis import to_z_up
 
     plan = plan_outputs(args)
     segmenter = Segmenter.load(args.model, args.device, args.batch_size, args.block_size, args.stride,
-                               args.num_points)
+                               args.num_points, args.up)
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
@@ -103,6 +107,6 @@ def run(args) -> int:
         print(class_summary(labels, segmenter.class_names))
         if picture is not None:
             from ..viz.render import render_png
-            render_png(picture, cloud.xyz, labels, segmenter.class_names, valid=cloud.valid, title=source.name)
+            render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
             print(f"picture: {picture}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..up_axis import add_up_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("view", help="show a labelled cloud (window, or --render PNG)")
@@ -11,6 +13,7 @@ def register(subparsers) -> None:
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="write a picture instead of opening a window (works without a display)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing picture")
+    add_up_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -35,6 +38,7 @@ def run(args) -> int:
     from ..classes import S3DIS_CLASSES, colors_for_labels
     from ..errors import PcsegError
     from ..fileutil import check_output_path
+    from ..up_axis import to_z_up
     from ..viz.window import has_display, legend_text, show_window
 
     if args.render is None and not has_display():
@@ -54,12 +58,12 @@ def run(args) -> int:
     print(legend_text(cloud.labels, S3DIS_CLASSES))
     if args.render is not None:
         from ..viz.render import render_png
-        render_png(args.render, cloud.xyz, cloud.labels, S3DIS_CLASSES, valid=cloud.valid, gt=gt,
+        render_png(args.render, to_z_up(cloud.xyz, args.up), cloud.labels, S3DIS_CLASSES, valid=cloud.valid, gt=gt,
                    title=Path(args.file).name, labels_title="prediction" if gt is not None else "labels")
         print(f"picture: {args.render}")
         return 0
     from ..viz.render import error_colors
-    xyz, valid = cloud.xyz[cloud.valid], cloud.valid
+    xyz, valid = to_z_up(cloud.xyz, args.up)[cloud.valid], cloud.valid
     colorings = [("prediction" if gt is not None else "labels", colors_for_labels(cloud.labels[valid]))]
     if gt is not None:
         colorings += [("ground truth", colors_for_labels(gt[valid])),
