@@ -44,6 +44,28 @@ def load_checkpoint(path: os.PathLike) -> dict:
     return payload
 
 
+#: Tensors with at least this many elements are stored as float16 by :func:`export_checkpoint`
+#: (weight matrices); smaller ones (batch-norm statistics, biases) stay float32.
+HALF_MIN_ELEMENTS = 1024
+
+
+def export_checkpoint(src: os.PathLike, dst: os.PathLike, half: bool = True) -> dict:
+    """Write an inference-only copy of checkpoint ``src`` to ``dst`` (atomically).
+
+    Keeps what ``pcseg segment`` and a model card need (weights, ``model_config``,
+    ``data``, ``class_names``, the training ``config`` and ``metrics``); drops optimiser,
+    scheduler and RNG states. With ``half``, weight matrices are stored as float16
+    (:func:`load_model` turns them back into float32). Returns the written payload.
+    """
+    payload = load_checkpoint(src)
+    state = {k: v.half() if half and v.is_floating_point() and v.numel() >= HALF_MIN_ELEMENTS else v
+             for k, v in payload["model"].items()}
+    keep = {k: payload[k] for k in ("model_config", "data", "class_names", "config", "metrics") if k in payload}
+    exported = {"model": state, **keep}
+    save_checkpoint(dst, exported)
+    return exported
+
+
 def load_model(path: os.PathLike, device: str | torch.device = "cpu"):
     """(model in eval mode on ``device``, checkpoint dict without the weights)."""
     payload = load_checkpoint(path)

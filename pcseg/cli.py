@@ -12,7 +12,7 @@ import sys
 from .errors import PcsegError
 
 #: Sub-command modules under ``pcseg.commands``, in the order ``--help`` lists them.
-COMMANDS = ("info", "generate", "prepare", "train", "eval", "segment", "view")
+COMMANDS = ("info", "generate", "prepare", "train", "eval", "export", "segment", "view")
 
 
 def build_parser() -> argparse.ArgumentParser:
