@@ -4,7 +4,8 @@ Every valid point is covered by at least one block (:func:`pcseg.data.blocks.til
 and seen in at least one sample of it (:func:`pcseg.data.blocks.chunk_block`). Softmax
 probabilities of every sample are added to their points with ``index_add_``; the sum is
 divided by the number of votes. Blocks are streamed and batched, so memory is bounded
-by the batch, not by the cloud (plus the (N, K) result).
+by the batch, not by the cloud (plus the (N, K) result). A block with fewer points than a
+sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples are batched by size.
 """
 
 from __future__ import annotations
@@ -52,30 +53,29 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
     rng = np.random.default_rng(seed)
     probs: Optional[torch.Tensor] = None
     votes = torch.zeros(n, dtype=torch.float32)
-    batch_feats, batch_idx = [], []
+    pending: dict[int, list] = {}  # sample size -> [(features, point indices)]
 
-    def flush():
+    def flush(size):
         nonlocal probs
-        x = torch.from_numpy(np.stack(batch_feats)).to(device)
+        feats, idx = zip(*pending.pop(size))
+        x = torch.from_numpy(np.stack(feats)).to(device)
         logits, _ = model(x)
         p = torch.softmax(logits.float(), dim=-1).cpu().reshape(-1, logits.shape[-1])
-        idx = torch.from_numpy(np.concatenate(batch_idx))
+        idx = torch.from_numpy(np.concatenate(idx))
         if probs is None:
             probs = torch.zeros(n, logits.shape[-1], dtype=torch.float32)
         probs.index_add_(0, idx, p)
         votes.index_add_(0, idx, torch.ones(len(idx)))
-        batch_feats.clear()
-        batch_idx.clear()
 
     for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng):
         for feats, chunk in samples:
-            batch_feats.append(feats)
-            batch_idx.append(chunk)
-            if len(batch_feats) == batch_size:
-                flush()
+            batch = pending.setdefault(len(chunk), [])
+            batch.append((feats, chunk))
+            if len(batch) == batch_size:
+                flush(len(chunk))
         bar.update()
-    if batch_feats:
-        flush()
+    for size in list(pending):
+        flush(size)
     bar.close()
     covered = votes > 0
     probs[covered] /= votes[covered, None]

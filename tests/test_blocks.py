@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pcseg.data.augment import AugmentConfig, augment_block
-from pcseg.data.blocks import chunk_block, sample_block, tile_blocks
+from pcseg.data.blocks import chunk_block, sample_block, sample_size, tile_blocks
 from pcseg.data.features import FEATURE_SETS, MISSING_RGB, make_features
 from pcseg.data.rooms import load_index, write_index, write_room
 from pcseg.data.training_set import BlockTrainingDataset, class_weights
@@ -68,6 +68,35 @@ def test_chunks_cover_the_block(rng):
     assert len(chunks) == 4 and all(len(c) == 300 for c in chunks)
     assert set(np.concatenate(chunks).tolist()) == set(idx.tolist())
     assert chunk_block(np.array([7]), 5, rng)[0].tolist() == [7] * 5
+
+
+def test_sparse_blocks_get_small_samples(rng):
+    assert [sample_size(n, 4096) for n in (1, 100, 128, 129, 1000, 4095, 4096, 9000)] == \
+        [128, 128, 128, 256, 1024, 4096, 4096, 4096]
+    assert sample_size(3, 64) == 64                       # never more than num_points
+    chunk = chunk_block(np.array([4, 9, 11]), 4096, rng)
+    assert len(chunk) == 1 and len(chunk[0]) == 128 and set(chunk[0].tolist()) == {4, 9, 11}
+
+
+def test_small_samples_change_no_pointnet_prediction(rng, monkeypatch):
+    """PointNet max-pools, so padding a block with fewer repeats changes nothing."""
+    import torch
+
+    from pcseg import infer
+    from pcseg.data import blocks
+    from pcseg.models import build
+
+    torch.manual_seed(0)
+    model = build("pointnet", 13, 9).eval()
+    xyz = np.concatenate([rng.uniform(0, 1, (3000, 3)), rng.uniform(0, 40, (200, 3))]).astype(np.float32)
+
+    def run():
+        return infer.predict_probabilities(model, xyz, None, feature_set="xyzrgbn", num_points=1024,
+                                           batch_size=8, progress=False)
+
+    small = run()
+    monkeypatch.setattr(blocks, "sample_size", lambda n, num_points: num_points)
+    np.testing.assert_allclose(small, run(), atol=2e-5)
 
 
 def test_sample_block_is_inside_and_sized(rng):

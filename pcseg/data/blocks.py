@@ -68,14 +68,28 @@ def tile_blocks(xyz: np.ndarray, block_size: float = 1.0, stride: float = 0.5,
     return BlockTiling(xyz, block_size, stride, valid)
 
 
+#: Smallest sample a sparse block is padded to (see :func:`chunk_block`).
+MIN_SAMPLE = 128
+
+
+def sample_size(n: int, num_points: int) -> int:
+    """Points per sample for a block of ``n`` points: ``num_points``, or for a block with
+    fewer points the next power of two >= n (at least ``MIN_SAMPLE``), so near-empty blocks
+    of sparse scans do not cost a full sample each."""
+    if n >= num_points:
+        return num_points
+    return min(num_points, max(MIN_SAMPLE, 1 << max(n - 1, 0).bit_length()))
+
+
 def chunk_block(indices: np.ndarray, num_points: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Split a block's point ``indices`` into samples of exactly ``num_points``.
+    """Split a block's point ``indices`` into samples of ``sample_size(n, num_points)`` points.
 
     A random permutation is cut into ceil(n / num_points) chunks; the last (or only) chunk
     is padded by repeating randomly chosen points of the block. Every point appears in
     at least one sample.
     """
     n = len(indices)
+    num_points = sample_size(n, num_points)
     perm = indices[rng.permutation(n)]
     chunks = []
     for start in range(0, n, num_points):

@@ -1,0 +1,103 @@
+"""Figures and tables for a bundled model's card (pcseg/weights/<name>.md).
+
+    python scripts/model_card_figures.py MODEL OUT_DIR [--real ../shared/real]
+
+Segments the sample room (scored against datasets/samples/room_labels.ply) and every
+real scan in --real, writes one PNG per scan to OUT_DIR, and prints Markdown tables:
+per scan the points, time, the most frequent classes, and where floor, ceiling and wall
+points lie in height (median height of the class's points, 0 = lowest point of the scan,
+1 = highest), the plausibility check of the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pcseg.io import read_cloud
+from pcseg.metrics import confusion_matrix, scores
+from pcseg.segment import Segmenter
+from pcseg.up_axis import to_z_up
+from pcseg.viz.render import render_png
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "datasets" / "samples"
+#: Real scans and their up axis (RGB-D and stereo frames are in camera coordinates, y down).
+REAL_SCANS = {
+    "pcl_office1.ply": "-y",
+    "pcl_table_scene_mug_stereo_textured.ply": "-y",
+    "labelcloud_cart.ply": "z",
+    "laspy_autzen_trim.laz": "z",
+    "laspy_simple.las": "z",
+}
+HEIGHT_CLASSES = ("floor", "wall", "ceiling")
+
+
+def read_quietly(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_cloud(path)
+
+
+def class_heights(xyz: np.ndarray, labels: np.ndarray, names) -> str:
+    """'floor 0.02, wall 0.48, ...': median normalised height of each class with >= 1 % of the points."""
+    z = xyz[:, 2].astype(np.float64)
+    rel = (z - z.min()) / max(float(np.ptp(z)), 1e-9)
+    parts = []
+    for name in HEIGHT_CLASSES:
+        mask = labels == names.index(name)
+        if mask.mean() >= 0.01:
+            parts.append(f"{name} {np.median(rel[mask]):.2f}")
+    return ", ".join(parts) or "-"
+
+
+def top_classes(labels: np.ndarray, names, k: int = 4) -> str:
+    counts = np.bincount(labels, minlength=len(names))
+    order = np.argsort(-counts)[:k]
+    return ", ".join(f"{names[i]} {100 * counts[i] / len(labels):.0f}%" for i in order if counts[i])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="bundled model name or checkpoint")
+    parser.add_argument("out", help="folder for the PNGs")
+    parser.add_argument("--real", default=str(ROOT.parent / "shared" / "real"), help="folder of real scans")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.model).stem
+
+    truth = read_quietly(SAMPLE / "room_labels.ply")
+    segmenter = Segmenter.load(args.model, "cpu")
+    names = segmenter.class_names
+    labels, _ = segmenter.labels(truth, progress=False)
+    result = scores(confusion_matrix(truth.labels, labels, len(names)))
+    render_png(out / f"{stem}_sample_room.png", truth.xyz, labels, names, gt=truth.labels,
+               title="datasets/samples/room.ply")
+    print(f"sample room ({len(truth):,} points): OA {100 * result['OA']:.1f}, mIoU {100 * result['mIoU']:.1f}\n")
+
+    print("| scan | up | points | time | most frequent labels | median height (0 low, 1 high) |")
+    print("|---|---|---|---|---|---|")
+    for name, up in REAL_SCANS.items():
+        path = Path(args.real) / name
+        if not path.is_file():
+            print(f"| {name} | missing | | | | |")
+            continue
+        cloud = read_quietly(path)
+        segmenter.up = up
+        start = time.perf_counter()
+        labels, _ = segmenter.labels(cloud, progress=False)
+        seconds = time.perf_counter() - start
+        xyz = to_z_up(cloud.xyz, up)
+        valid = cloud.valid
+        render_png(out / f"{stem}_{path.stem}.png", xyz, labels, names, valid=valid, title=name)
+        print(f"| {name} | {up} | {int(valid.sum()):,} | {seconds:.1f} s | {top_classes(labels[valid], names)} "
+              f"| {class_heights(xyz[valid], labels[valid], names)} |")
+
+
+if __name__ == "__main__":
+    main()
