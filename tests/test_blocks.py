@@ -72,10 +72,10 @@ def test_chunks_cover_the_block(rng):
 
 def test_sparse_blocks_get_small_samples(rng):
     assert [sample_size(n, 4096) for n in (1, 100, 128, 129, 1000, 4095, 4096, 9000)] == \
-        [128, 128, 128, 256, 1024, 4096, 4096, 4096]
-    assert sample_size(3, 64) == 64                       # never more than num_points
+        [16, 128, 128, 256, 1024, 4096, 4096, 4096]
+    assert sample_size(3, 8) == 8                         # never more than num_points
     chunk = chunk_block(np.array([4, 9, 11]), 4096, rng)
-    assert len(chunk) == 1 and len(chunk[0]) == 128 and set(chunk[0].tolist()) == {4, 9, 11}
+    assert len(chunk) == 1 and len(chunk[0]) == 16 and set(chunk[0].tolist()) == {4, 9, 11}
 
 
 def test_small_samples_change_no_pointnet_prediction(rng, monkeypatch):
@@ -96,7 +96,7 @@ def test_small_samples_change_no_pointnet_prediction(rng, monkeypatch):
 
     small = run()
     monkeypatch.setattr(blocks, "sample_size", lambda n, num_points: num_points)
-    np.testing.assert_allclose(small, run(), atol=2e-5)
+    np.testing.assert_allclose(small, run(), atol=1e-4)  # float32 rounding of other matmul shapes
 
 
 def test_sample_block_is_inside_and_sized(rng):

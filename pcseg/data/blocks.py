@@ -69,7 +69,7 @@ def tile_blocks(xyz: np.ndarray, block_size: float = 1.0, stride: float = 0.5,
 
 
 #: Smallest sample a sparse block is padded to (see :func:`chunk_block`).
-MIN_SAMPLE = 128
+MIN_SAMPLE = 16
 
 
 def sample_size(n: int, num_points: int) -> int:
