@@ -1,4 +1,4 @@
-"""``pcseg info``: versions, compiled kernels and thread settings."""
+"""``pcseg info``: versions, compiled kernels, thread settings and bundled models."""
 
 import platform
 
@@ -13,6 +13,7 @@ def run(args) -> int:
     import torch
 
     from .. import __version__, ops
+    from ..bundled import DEFAULT_MODEL, bundled_models
 
     build = ops.build_info()
     rows = [
@@ -25,6 +26,8 @@ def run(args) -> int:
         ("CUDA device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"),
         ("OpenMP threads", str(build["omp_threads"])),
         ("torch threads", str(torch.get_num_threads())),
+        ("bundled models", ", ".join(f"{m} (default)" if m == DEFAULT_MODEL else m for m in bundled_models())
+         or "none"),
     ]
     try:
         import open3d
