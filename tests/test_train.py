@@ -34,7 +34,8 @@ def tiny_config(cache, **train):
     config = load_config("pointnet_synthetic")
     overrides = [f"data.root={cache}", "data.areas_train=[Area_1]", "data.areas_val=[Area_5]",
                  "data.num_points=256", "data.samples_per_epoch=32", "data.workers=0",
-                 "data.stride=1.0", "train.batch_size=8", "train.epochs=2", "train.checkpoint_every=2"]
+                 "data.stride=1.0", "train.batch_size=8", "train.epochs=2", "train.checkpoint_every=2",
+                 "train.val_every=1"]
     overrides += [f"train.{k}={v}" for k, v in train.items()]
     return apply_overrides(config, overrides)
 
@@ -50,6 +51,16 @@ def test_config_overrides():
             apply_overrides(config, [bad])
     with pytest.raises(PcsegError, match="not found"):
         load_config("no_such_config")
+
+
+def test_without_validation_best_is_the_lowest_training_loss(cache, tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config(cache, val_every=5)))   # no validation epoch
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--out", str(out)]) == 0
+    losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert (out / "best.pt").is_file()
+    assert load_checkpoint(out / "best.pt")["metrics"]["train_loss"] == min(losses)
 
 
 def test_train_writes_the_run_directory(cache, tmp_path, capsys):

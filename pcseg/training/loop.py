@@ -90,7 +90,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     if steps == 0:
         raise PcsegError(f"samples_per_epoch ({len(dataset)}) is smaller than one batch of every process")
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t["epochs"] * steps)
-    state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "records": [], "best": -1.0}
+    state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "records": [], "best": float("-inf")}
     if resume:
         ckpt = load_checkpoint(RunDir(out_dir, True).last)
         model.load_state_dict(ckpt["model"])
