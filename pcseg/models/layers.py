@@ -31,12 +31,14 @@ class LinearBN(nn.Module):
         self.bn = nn.BatchNorm1d(c_out)
         self.relu = relu
 
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (c_out, c_in), bias (c_out,)) of the linear layer with batch norm's running
+        statistics and affine terms folded in: the eval-mode layer before its ReLU."""
+        scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)
+        return self.linear.weight * scale.unsqueeze(1), self.bn.bias - self.bn.running_mean * scale
+
     def forward(self, x: torch.Tensor, broadcast: Optional[torch.Tensor] = None) -> torch.Tensor:
-        weight, bias = self.linear.weight, None
-        if not self.training:  # fold the running statistics into the weights
-            scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)
-            weight = weight * scale.unsqueeze(1)
-            bias = self.bn.bias - self.bn.running_mean * scale
+        weight, bias = (self.linear.weight, None) if self.training else self.folded()
         c = x.shape[-1]
         y = F.linear(x, weight[:, :c], bias)
         if broadcast is not None:
@@ -60,8 +62,7 @@ class _PooledLinearBNReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, gamma, beta, eps):
-        B, N, c_in = x.shape
-        flat = x.reshape(-1, c_in)
+        flat = x.reshape(-1, x.shape[-1])
         n = flat.shape[0]
         mean_x = flat.mean(dim=0)
         centred = flat - mean_x
@@ -130,9 +131,8 @@ class SharedMLP(nn.Module):
         if not last.relu:
             return last(x).amax(dim=1)
         if not last.training:
-            scale = last.bn.weight * torch.rsqrt(last.bn.running_var + last.bn.eps)
-            z = F.linear(x, last.linear.weight * scale.unsqueeze(1)).amax(dim=1)
-            return F.relu(z + (last.bn.bias - last.bn.running_mean * scale))
+            weight, bias = last.folded()
+            return F.relu(F.linear(x, weight).amax(dim=1) + bias)
         bn = last.bn
         pooled, mean_z, var_z = _PooledLinearBNReLU.apply(x, last.linear.weight, bn.weight, bn.bias, bn.eps)
         if bn.track_running_stats:
