@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from ..errors import PcsegError
-from .prepare import workers_count
+from .prepare import DEFAULT_WORKERS, workers_count
 
 
 def register(subparsers) -> None:
@@ -21,7 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("--ply", action="store_true",
                         help="write one room to DST as a PLY with a 'label' property")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PLY")
-    parser.add_argument("--workers", type=workers_count, default=min(4, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
                         help="rooms generated in parallel (default: up to 4 processes)")
     parser.set_defaults(func=run)
 

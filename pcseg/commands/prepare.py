@@ -8,6 +8,10 @@ import os
 from collections import Counter
 
 
+#: Default ``--workers`` of the commands that run one process per room or file.
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
+
+
 def workers_count(text: str) -> int:
     """``--workers``: a whole number of processes, at least 1."""
     if not text.isdigit() or int(text) < 1:
@@ -21,7 +25,7 @@ def register(subparsers) -> None:
     s3dis = kinds.add_parser("s3dis", help="raw S3DIS (Stanford3dDataset_v1.2_Aligned_Version)")
     s3dis.add_argument("src", help="S3DIS root holding Area_1 ... Area_6")
     s3dis.add_argument("dst", help="output cache folder (re-running resumes)")
-    s3dis.add_argument("--workers", type=workers_count, default=min(4, os.cpu_count() or 1),
+    s3dis.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
                        help="rooms prepared in parallel (default: min(4, CPUs))")
     s3dis.set_defaults(func=run_s3dis)
     ply = kinds.add_parser("ply", help="a folder of your own labelled PLY/LAS/PCD files")
@@ -29,7 +33,7 @@ def register(subparsers) -> None:
     ply.add_argument("dst", help="output cache folder (re-running resumes)")
     ply.add_argument("--classes", required=True,
                      help="class table: .json/.yaml list or {id: name}, or .txt with one name per line")
-    ply.add_argument("--workers", type=workers_count, default=min(4, os.cpu_count() or 1),
+    ply.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
                      help="files prepared in parallel (default: min(4, CPUs))")
     ply.set_defaults(func=run_ply)
 
