@@ -66,11 +66,15 @@ def export_checkpoint(src: os.PathLike, dst: os.PathLike, half: bool = True) -> 
     return exported
 
 
+def float_state(payload: dict) -> dict:
+    """The checkpoint's state_dict with float16 tensors (exported weights) back in float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
+
+
 def load_model(path: os.PathLike, device: str | torch.device = "cpu"):
     """(model in eval mode on ``device``, checkpoint dict without the weights)."""
     payload = load_checkpoint(path)
     model = build(**payload["model_config"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
-    model.load_state_dict(state)
+    model.load_state_dict(float_state(payload))
     meta = {k: v for k, v in payload.items() if k != "model"}
     return model.to(device).eval(), meta

@@ -83,6 +83,28 @@ def test_train_writes_the_run_directory(cache, tmp_path, capsys):
     assert result["points"] > 0 and "Area_5" in result["split"]
 
 
+def test_init_starts_from_a_checkpoints_weights(cache, tmp_path, capsys):
+    """train.init loads the weights (with lr 0 they stay as loaded); a different network is refused."""
+    source = tmp_path / "source"
+    assert main(["train", "--config", _write(tmp_path / "a.yaml", tiny_config(cache, epochs=1)),
+                 "--out", str(source)]) == 0
+    tuned = tmp_path / "tuned"
+    config = tiny_config(cache, epochs=1, lr=0.0, seed=7, init=str(source / "best.pt"))
+    assert main(["train", "--config", _write(tmp_path / "b.yaml", config), "--out", str(tuned)]) == 0
+    before, after = load_model(source / "best.pt")[0], load_model(tuned / "best.pt")[0]
+    for (name, a), b in zip(before.named_parameters(), after.parameters()):
+        assert torch.equal(a, b), name
+    other = apply_overrides(load_config("acnn_synthetic"), [f"data.root={cache}", "data.num_points=256",
+                                                             "data.workers=0", f"train.init={source}"])
+    assert main(["train", "--config", _write(tmp_path / "c.yaml", other), "--out", str(tmp_path / "x")]) == 2
+    assert "differs" in capsys.readouterr().err
+
+
+def _write(path, config):
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 def _state(path):
     return load_checkpoint(path)["model"]
 

@@ -20,7 +20,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..bundled import resolve_model
+from ..checkpoint import float_state, load_checkpoint, save_checkpoint
 from ..data.augment import AugmentConfig
 from ..data.features import FEATURE_SETS, check_feature_set
 from ..data.rooms import load_index
@@ -57,6 +58,22 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _init_weights(model: torch.nn.Module, source: str, classes: list[str]) -> None:
+    """Load the weights of checkpoint ``source`` (a path, run folder or bundled model name).
+
+    The checkpoint must hold the same network (``model_config``) for the same classes;
+    fine-tuning starts from it with a fresh optimiser and schedule.
+    """
+    path = resolve_model(source)
+    ckpt = load_checkpoint(path)
+    if ckpt["class_names"] != classes:
+        raise PcsegError(f"train.init {path}: its classes {ckpt['class_names']} differ from the data's {classes}")
+    if ckpt["model_config"] != model.config:
+        raise PcsegError(f"train.init {path}: its network {ckpt['model_config']} differs from the config's "
+                         f"{model.config}")
+    model.load_state_dict(float_state(ckpt))
 
 
 def train(config: dict, out_dir, resume: bool = False, progress: bool = True) -> dict:
@@ -98,8 +115,11 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
         _set_rng_state(ckpt["rng"])
-    elif rank == 0:
-        run.write_config(config)
+    else:
+        if t.get("init"):
+            _init_weights(model, t["init"], classes)
+        if rank == 0:
+            run.write_config(config)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
