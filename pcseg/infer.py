@@ -6,6 +6,10 @@ probabilities of every sample are added to their points with ``index_add_``; the
 divided by the number of votes. Blocks are streamed and batched, so memory is bounded
 by the batch, not by the cloud (plus the (N, K) result). A block with fewer points than a
 sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples are batched by size.
+
+With ``voxel_size > 0`` the model runs on one point per voxel
+(:func:`pcseg.data.voxels.voxel_subsample`) and every point takes its voxel's probabilities:
+dense scans then cost what their voxel count costs, not their point count.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from tqdm import tqdm
 
 from .data.blocks import chunk_block, tile_blocks
 from .data.features import make_features
+from .data.voxels import voxel_subsample
 
 
 def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng) -> Iterator:
@@ -34,7 +39,7 @@ def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng) -> Ite
 def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional[np.ndarray], *,
                           feature_set: str, num_points: int = 4096, block_size: float = 1.0,
                           stride: float = 0.5, batch_size: int = 16, device: str | torch.device = "cpu",
-                          valid: Optional[np.ndarray] = None, seed: int = 0,
+                          valid: Optional[np.ndarray] = None, voxel_size: float = 0.0, seed: int = 0,
                           progress: bool = True) -> np.ndarray:
     """Class probabilities (N, K) float32 for every point of a cloud.
 
@@ -43,7 +48,25 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
         xyz: (N, 3) float32 metres; rgb: (N, 3) uint8 or None.
         valid: (N,) bool; invalid points get all-zero probabilities.
         feature_set, num_points, block_size, stride: as the model was trained.
+        voxel_size: metres; > 0 runs the model on one point per voxel (see the module).
     """
+    options = dict(feature_set=feature_set, num_points=num_points, block_size=block_size, stride=stride,
+                   batch_size=batch_size, device=device, seed=seed, progress=progress)
+    if voxel_size <= 0:
+        return _vote(model, xyz, rgb, valid, **options)
+    representatives, voxel_of = voxel_subsample(xyz, voxel_size, valid)
+    if len(representatives) == 0:
+        raise ValueError("the cloud has no valid points")
+    voxel_probs = _vote(model, xyz[representatives], None if rgb is None else rgb[representatives], None, **options)
+    probs = np.zeros((len(xyz), voxel_probs.shape[1]), dtype=np.float32)
+    kept = voxel_of >= 0
+    probs[kept] = voxel_probs[voxel_of[kept]]
+    return probs
+
+
+def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride, batch_size, device, seed,
+          progress) -> np.ndarray:
+    """:func:`predict_probabilities` on every valid point (no voxel subsampling)."""
     model.eval()
     n = len(xyz)
     tiling = tile_blocks(xyz, block_size, stride, valid)

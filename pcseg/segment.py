@@ -7,7 +7,8 @@
 Every point gets a label: valid points the class with the highest voted probability,
 non-finite points 255 (unlabelled), so ``len(labels) == len(cloud)``. Clouds without
 colours are segmented with the constant grey of :data:`pcseg.data.features.MISSING_RGB`
-when the model's feature set has colour channels.
+when the model's feature set has colour channels. By default the model runs on one point
+per 2 cm voxel (``voxel_size``) and the points of a voxel share its label.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from .errors import PcsegError
 from .infer import predict_probabilities
 from .io import Cloud, read_cloud
 from .up_axis import check_up, to_z_up
+
+#: Side (metres) of the voxels whose points share one model prediction (0: every point).
+DEFAULT_VOXEL_SIZE = 0.02
 
 
 def resolve_device(device: str) -> str:
@@ -51,7 +55,8 @@ class Segmenter:
     """A loaded model with its inference settings (from the checkpoint unless overridden).
 
     ``block_size`` and ``stride`` are metres; ``num_points`` is the points per model sample;
-    ``batch_size`` the samples per forward pass (memory grows linearly with it).
+    ``batch_size`` the samples per forward pass (memory grows linearly with it);
+    ``voxel_size`` (metres) groups points that share a prediction, 0 runs every point.
     """
 
     model: torch.nn.Module
@@ -63,11 +68,13 @@ class Segmenter:
     device: str
     batch_size: int = 16
     up: str = "z"
+    voxel_size: float = DEFAULT_VOXEL_SIZE
 
     @classmethod
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
              block_size: Optional[float] = None, stride: Optional[float] = None,
-             num_points: Optional[int] = None, up: str = "z") -> "Segmenter":
+             num_points: Optional[int] = None, up: str = "z",
+             voxel_size: Optional[float] = None) -> "Segmenter":
         """Load a bundled model name or a checkpoint path; PcsegError for bad settings.
 
         ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`); the models expect z.
@@ -87,15 +94,18 @@ class Segmenter:
             raise PcsegError(f"--block-size must be positive, got {block}")
         if not 0 < stride <= block:
             raise PcsegError(f"--stride must be in (0, block size {block:g}] so every point is covered, got {stride}")
+        voxel_size = DEFAULT_VOXEL_SIZE if voxel_size is None else voxel_size
+        if not 0 <= voxel_size < block:
+            raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
-                   float(stride), device, int(batch_size), up)
+                   float(stride), device, int(batch_size), up, float(voxel_size))
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted class probabilities (zeros for non-finite points)."""
         return predict_probabilities(self.model, to_z_up(cloud.xyz, self.up), cloud.rgb, feature_set=self.feature_set,
                                      num_points=self.num_points, block_size=self.block_size,
                                      stride=self.stride, batch_size=self.batch_size, device=self.device,
-                                     valid=cloud.valid, progress=progress)
+                                     valid=cloud.valid, voxel_size=self.voxel_size, progress=progress)
 
     def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""
@@ -111,8 +121,8 @@ def segment(cloud: Cloud | str | os.PathLike, model: Optional[str] = None, devic
     Args:
         model: a bundled model name or a checkpoint path (default: the bundled default).
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        options: ``batch_size``, ``block_size``, ``stride``, ``num_points`` overrides and
-            ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
+        options: ``batch_size``, ``block_size``, ``stride``, ``num_points``, ``voxel_size``
+            overrides and ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
     Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32).
     """
     segmenter = Segmenter.load(model, device, **options)

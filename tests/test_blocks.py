@@ -1,4 +1,4 @@
-"""Features, block tiling and sampling, augmentations, the training set, and voting."""
+"""Features, block tiling and sampling, voxel subsampling, augmentations, the training set, and voting."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,8 @@ from pcseg.data.blocks import chunk_block, sample_block, sample_size, tile_block
 from pcseg.data.features import FEATURE_SETS, MISSING_RGB, make_features
 from pcseg.data.rooms import load_index, write_index, write_room
 from pcseg.data.training_set import BlockTrainingDataset, class_weights
+from pcseg.data.voxels import voxel_subsample
+from pcseg.errors import PcsegError
 from pcseg.infer import predict_probabilities
 
 
@@ -183,3 +185,53 @@ def test_voting_labels_every_point(rng):
     np.testing.assert_array_equal(probs[ok].argmax(1), (xyz[ok, 0] > 2).astype(int))
     np.testing.assert_allclose(probs[valid].sum(1), 1, atol=1e-5)
     assert (probs[~valid] == 0).all()
+
+
+def _voxels_by_hand(xyz, size, valid):
+    """{voxel grid cell: sorted point indices} with a Python dict, for the valid points."""
+    lo = xyz[valid].min(axis=0)
+    cells = {}
+    for i in np.flatnonzero(valid):
+        cells.setdefault(tuple(np.floor((xyz[i] - lo) / size).astype(int)), []).append(i)
+    return cells
+
+
+@pytest.mark.parametrize("case", ["random", "duplicates", "offset_1e5", "on_voxel_faces"])
+def test_voxel_subsample_matches_a_dict(rng, case):
+    xyz = rng.uniform(0, 2, (3000, 3))
+    if case == "duplicates":
+        xyz = np.repeat(xyz[:300], 10, axis=0)
+    elif case == "offset_1e5":
+        xyz += 1e5
+    elif case == "on_voxel_faces":
+        xyz = rng.integers(0, 20, (3000, 3)) * 0.1
+    valid = rng.random(len(xyz)) > 0.1
+    representatives, voxel_of = voxel_subsample(xyz, 0.1, valid)
+    expected = _voxels_by_hand(xyz, 0.1, valid)
+    assert len(representatives) == len(expected)
+    assert (voxel_of[~valid] == -1).all()
+    groups = {tuple(np.flatnonzero(voxel_of == v)) for v in range(len(representatives))}
+    assert groups == {tuple(members) for members in expected.values()}
+    assert all(representatives[v] == np.flatnonzero(voxel_of == v)[0] for v in range(len(representatives)))
+
+
+def test_voxel_subsample_edge_cases():
+    representatives, voxel_of = voxel_subsample(np.zeros((4, 3)), 0.02, np.zeros(4, bool))
+    assert len(representatives) == 0 and (voxel_of == -1).all()
+    with pytest.raises(PcsegError, match="--voxel-size"):
+        voxel_subsample(np.array([[0.0, 0, 0], [1e7, 1e7, 1e7]]), 1e-4)
+    with pytest.raises(ValueError):
+        voxel_subsample(np.zeros((4, 3)), 0.0)
+
+
+def test_voxel_voting_shares_a_voxels_probabilities(rng):
+    """With voxel_size, each point gets exactly the probabilities its voxel's representative gets."""
+    xyz = rng.uniform(0, 3, (20000, 3)).astype(np.float32)
+    valid = np.ones(len(xyz), bool)
+    valid[::50] = False
+    options = dict(feature_set="xyzn", num_points=256, block_size=1.0, stride=0.5, batch_size=5, progress=False)
+    probs = predict_probabilities(ByX(), xyz, None, valid=valid, voxel_size=0.3, **options)
+    representatives, voxel_of = voxel_subsample(xyz, 0.3, valid)
+    direct = predict_probabilities(ByX(), xyz[representatives], None, **options)
+    np.testing.assert_array_equal(probs[valid], direct[voxel_of[valid]])
+    assert (probs[~valid] == 0).all() and len(representatives) < valid.sum() / 10

@@ -224,6 +224,8 @@ BAD_CALLS = {
     "stride above block": (["{t}/good.ply", "-o", "{t}/o.ply", "--stride", "2"], "--stride"),
     "zero batch": (["{t}/good.ply", "-o", "{t}/o.ply", "--batch-size", "0"], "--batch-size"),
     "negative block": (["{t}/good.ply", "-o", "{t}/o.ply", "--block-size", "-1"], "--block-size"),
+    "negative voxel": (["{t}/good.ply", "-o", "{t}/o.ply", "--voxel-size", "-0.1"], "--voxel-size"),
+    "voxel as big as a block": (["{t}/good.ply", "-o", "{t}/o.ply", "--voxel-size", "1"], "--voxel-size"),
     "unknown device": (["{t}/good.ply", "-o", "{t}/o.ply", "--device", "tpu"], "device"),
     "several to a file": (["{t}/good.ply", "{t}/other.ply", "-o", "{t}/exists.ply"], "folder"),
     "second input bad": (["{t}/good.ply", "{t}/bad.ply", "-o", "{t}/out"], "not a PLY"),

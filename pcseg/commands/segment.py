@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("--stride", type=float, default=None,
                         help="block stride, metres, at most the block size (default: the model's)")
     parser.add_argument("--num-points", type=int, default=None, help="points per block sample (default: the model's)")
+    parser.add_argument("--voxel-size", type=float, default=None, metavar="METRES",
+                        help="run the model on one point per voxel of this side; points of a voxel share "
+                             "its label (default 0.02; 0 runs every point)")
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)
@@ -90,7 +93,7 @@ def run(args) -> int:
 
     plan = plan_outputs(args)
     segmenter = Segmenter.load(args.model, args.device, args.batch_size, args.block_size, args.stride,
-                               args.num_points, args.up)
+                               args.num_points, args.up, args.voxel_size)
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
@@ -103,7 +106,8 @@ def run(args) -> int:
         seconds = time.perf_counter() - start
         write_labelled_ply(target, cloud, labels, keep_colors=args.keep_colors, overwrite=args.overwrite)
         print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
-              f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m)")
+              f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
+              f"voxel {segmenter.voxel_size:g} m)")
         print(class_summary(labels, segmenter.class_names))
         if picture is not None:
             from ..viz.render import render_png
