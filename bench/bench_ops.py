@@ -3,8 +3,11 @@
     .venv/bin/python bench/bench_ops.py              # 1 and 2 threads, full table
     .venv/bin/python bench/bench_ops.py --quick      # skip the 1M-point cases
 
-Every thread count runs in its own subprocess with OMP_NUM_THREADS set (and
-torch.set_num_threads, cKDTree workers=) so each library sees the same limit.
+Every thread count runs in its own subprocess pinned to that many CPUs
+(sched_setaffinity), with OMP_NUM_THREADS set (and torch.set_num_threads,
+cKDTree workers=), so each library sees the same limit: Open3D's TBB pool
+ignores OMP_NUM_THREADS and would otherwise use every core in the 1-thread
+rows. The table's "cpu/wall" column shows the threads each row really used.
 Peers: fpsample (best of its kd-line bucket FPS over tree heights 5/7/9),
 Open3D (farthest_point_down_sample, core.nns knn_search), scipy cKDTree,
 torch-cluster when importable. torch-cluster has no wheel here: its absence
@@ -21,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,14 +54,21 @@ def room_cloud(n: int, seed: int = 0) -> np.ndarray:
     return cloud[rng.permutation(n)].astype(np.float32)
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of fn() in milliseconds (after one warm-up for short calls)."""
-    times = []
+class Timing(NamedTuple):
+    ms: float            # median wall time, milliseconds
+    cpu_per_wall: float  # process CPU time per wall time in that run: the threads really used
+
+
+def timed(fn, repeats: int) -> Timing:
+    """Median wall time of fn() over ``repeats`` runs, with that run's CPU/wall ratio."""
+    runs = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+        wall = time.perf_counter() - t0
+        runs.append((wall, (time.process_time() - c0) / wall))
+    wall, ratio = sorted(runs)[len(runs) // 2]
+    return Timing(wall * 1e3, ratio)
 
 
 def torch_loop_fps(x, m: int):
@@ -86,8 +97,9 @@ def run_cases(threads: int, quick: bool) -> list[dict]:
     rows = []
     clouds = {n: room_cloud(n) for n in ([100_000] if quick else [100_000, 1_000_000])}
 
-    def add(case, name, ms, note=""):
-        rows.append({"threads": threads, "case": case, "impl": name, "ms": ms, "note": note})
+    def add(case, name, timing, note=""):
+        ms, cpu = timing if isinstance(timing, Timing) else (timing, float("nan"))
+        rows.append({"threads": threads, "case": case, "impl": name, "ms": ms, "cpu": cpu, "note": note})
 
     # ---- FPS on a whole cloud
     fps_cases = [(100_000, 4096), (100_000, 25_000)] + ([] if quick else [(1_000_000, 4096)])
@@ -161,13 +173,14 @@ def run_cases(threads: int, quick: bool) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'threads':>7}  {'case':<30} {'implementation':<44} {'ms':>9} {'x':>7}  note")
+    print(f"{'threads':>7}  {'case':<30} {'implementation':<44} {'ms':>9} {'x':>7} {'cpu/wall':>8}  note")
     ours = {(r["threads"], r["case"]): r["ms"] for r in rows if r["impl"] == "pcseg"}
     for r in rows:
         base = ours[(r["threads"], r["case"])]
         ratio = "" if r["impl"] == "pcseg" or np.isnan(r["ms"]) else f"{r['ms'] / base:.2f}"
         ms = "-" if np.isnan(r["ms"]) else f"{r['ms']:.1f}"
-        print(f"{r['threads']:>7}  {r['case']:<30} {r['impl']:<44} {ms:>9} {ratio:>7}  {r['note']}")
+        cpu = "-" if np.isnan(r["cpu"]) else f"{r['cpu']:.2f}"
+        print(f"{r['threads']:>7}  {r['case']:<30} {r['impl']:<44} {ms:>9} {ratio:>7} {cpu:>8}  {r['note']}")
 
 
 def main() -> None:
@@ -177,6 +190,10 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < args.threads[0]:
+            raise SystemExit(f"{args.threads[0]} threads asked for, {len(cpus)} CPUs available")
+        os.sched_setaffinity(0, cpus[: args.threads[0]])
         print(json.dumps(run_cases(args.threads[0], args.quick)))
         return
     rows = []

@@ -71,6 +71,8 @@ ADVERSARIAL = {
     "coplanar_grid": lambda rng: np.stack(np.meshgrid(np.arange(12), np.arange(12), [0.0]), -1).reshape(-1, 3),
     "large_coords": lambda rng: 1e5 + rng.random((300, 3)) * 10,
     "room": lambda rng: room_like(rng, 800),
+    # all but one point inside one of the tree's Morton cells (side / 1024): split by midpoints
+    "cluster_and_outlier": lambda rng: np.r_[rng.random((400, 3)) * 1e-3, [[1e3, 0, 0]]],
 }
 
 

@@ -1,12 +1,21 @@
-// KD-tree over one point cloud (CPU only, plain C++), split at the middle of
-// the longest box axis.
+// KD-tree over one point cloud (CPU only, plain C++), built in Morton order.
 //
-// Points are copied into structure-of-arrays order grouped by leaf; each node
-// stores the tight bounding box of its points; index[] maps back to the
-// original point order.
+// Points are sorted by the Morton code of their coordinates (10 bits per axis,
+// quantised over the cloud's bounding cube, LSD radix sort): the code's bits
+// alternate x, y, z, so a node split at the highest bit in which its points
+// differ cuts its cell at the middle of one axis (an octree-like k-d split).
+// A node is then a range of the sorted order and is split by a binary
+// search, so no level moves any point (a midpoint-partition build streams the
+// whole cloud through memory once per level). Each node stores the tight
+// bounding box of its points (leaves scan theirs, internal nodes take the
+// union of their children); index[] maps back to the original point order.
+// A Morton cell (cube side / 1024) with more than leaf_size points is split
+// further at the middle of its box's longest axis (sliding midpoint). Leaves
+// hold at most leaf_size points unless their points are identical.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -29,16 +38,16 @@ struct KdTree {
   int depth = 0;                  // number of edges on the longest root-to-leaf path
 
   // xyz: (n, 3) row-major, n >= 1; leaf_size: maximum number of points per
-  // leaf (leaves of identical points may be larger).
+  // leaf (leaves of points sharing a Morton code may be larger).
   KdTree(const T* xyz, int64_t n, int64_t leaf_size) : x(n), y(n), z(n), index(n) {
-    for (int64_t i = 0; i < n; ++i) {
-      x[i] = xyz[3 * i];
-      y[i] = xyz[3 * i + 1];
-      z[i] = xyz[3 * i + 2];
-      index[i] = i;
+    std::vector<uint64_t> code = morton_codes(xyz, n);
+    radix_sort(code, index);
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t i = index[s];
+      x[s] = xyz[3 * i], y[s] = xyz[3 * i + 1], z[s] = xyz[3 * i + 2];
     }
     nodes.reserve(4 * (n / std::max<int64_t>(leaf_size, 1)) + 2);
-    build(0, n, leaf_size, 0);
+    build(code, 0, n, kMortonBits * 3 - 1, std::max<int64_t>(leaf_size, 1), 0);
   }
 
   // Lower / upper bound of the squared distance from q to node's points.
@@ -52,12 +61,109 @@ struct KdTree {
   }
 
  private:
+  static constexpr int kMortonBits = 10;  // per axis: 30-bit codes
+  static constexpr int kRadixBits = 10;   // per radix-sort pass
+
+  // Morton code of every point: coordinates quantised to 2^kMortonBits steps over the
+  // bounding cube (side = the longest extent), bits interleaved x, y, z.
+  static std::vector<uint64_t> morton_codes(const T* xyz, int64_t n) {
+    double lo[3], hi[3];
+    for (int a = 0; a < 3; ++a) lo[a] = hi[a] = xyz[a];
+    for (int64_t i = 1; i < n; ++i)
+      for (int a = 0; a < 3; ++a) {
+        const double v = xyz[3 * i + a];
+        lo[a] = v < lo[a] ? v : lo[a];
+        hi[a] = v > hi[a] ? v : hi[a];
+      }
+    const double side = std::max({hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]});
+    const double top = double((uint64_t(1) << kMortonBits) - 1);
+    const double scale = side > 0 ? top / side : 0.0;
+    std::vector<uint64_t> code(n);
+    for (int64_t i = 0; i < n; ++i) {
+      uint64_t c = 0;
+      for (int a = 0; a < 3; ++a) {
+        const double q = std::min(top, std::max(0.0, (double(xyz[3 * i + a]) - lo[a]) * scale));
+        c |= spread_bits(static_cast<uint64_t>(q)) << (2 - a);
+      }
+      code[i] = c;
+    }
+    return code;
+  }
+
+  // The low 21 bits of v moved to every third bit (bit i to bit 3i).
+  static uint64_t spread_bits(uint64_t v) {
+    v &= 0x1fffff;
+    v = (v | v << 32) & 0x1f00000000ffffULL;
+    v = (v | v << 16) & 0x1f0000ff0000ffULL;
+    v = (v | v << 8) & 0x100f00f00f00f00fULL;
+    v = (v | v << 4) & 0x10c30c30c30c30c3ULL;
+    v = (v | v << 2) & 0x1249249249249249ULL;
+    return v;
+  }
+
+  // Stable LSD radix sort of code; order receives the original positions
+  // (ties keep index order). Passes whose digit is the same for all codes
+  // are skipped.
+  static void radix_sort(std::vector<uint64_t>& code, std::vector<int64_t>& order) {
+    const int64_t n = static_cast<int64_t>(code.size());
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    std::vector<uint64_t> code2(n);
+    std::vector<int64_t> order2(n);
+    constexpr int64_t kBuckets = int64_t(1) << kRadixBits;
+    for (int shift = 0; shift < kMortonBits * 3; shift += kRadixBits) {
+      std::array<int64_t, kBuckets + 1> start{};
+      for (uint64_t c : code) ++start[((c >> shift) & (kBuckets - 1)) + 1];
+      if (*std::max_element(start.begin(), start.end()) == n) continue;
+      for (int64_t b = 0; b < kBuckets; ++b) start[b + 1] += start[b];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t to = start[(code[i] >> shift) & (kBuckets - 1)]++;
+        code2[to] = code[i];
+        order2[to] = order[i];
+      }
+      code.swap(code2);
+      order.swap(order2);
+    }
+  }
+
+  // Node over the sorted range [begin, end), whose codes agree above `bit`.
+  int32_t build(const std::vector<uint64_t>& code, int64_t begin, int64_t end, int bit, int64_t leaf_size,
+                int level) {
+    const int32_t id = static_cast<int32_t>(nodes.size());
+    nodes.push_back(KdNode<T>{});
+    depth = std::max(depth, level);
+    KdNode<T> nd;
+    nd.begin = begin;
+    nd.end = end;
+    nd.left = nd.right = -1;
+    int64_t mid = begin;
+    while (end - begin > leaf_size && bit >= 0) {  // the highest bit that splits the range
+      mid = std::partition_point(code.begin() + begin, code.begin() + end,
+                                 [bit](uint64_t c) { return ((c >> bit) & 1) == 0; }) - code.begin();
+      if (mid != begin && mid != end) break;
+      --bit;
+    }
+    if (end - begin > leaf_size && bit < 0) {  // one Morton cell holds too many points
+      nodes.pop_back();
+      return build_midpoint(begin, end, leaf_size, level);
+    }
+    if (end - begin <= leaf_size) {
+      for (int a = 0; a < 3; ++a) min_max(axis_data(a), begin, end, nd.lo[a], nd.hi[a]);
+    } else {
+      nd.left = build(code, begin, mid, bit - 1, leaf_size, level + 1);
+      nd.right = build(code, mid, end, bit - 1, leaf_size, level + 1);
+      const KdNode<T>&l = nodes[nd.left], &r = nodes[nd.right];
+      for (int a = 0; a < 3; ++a) nd.lo[a] = std::min(l.lo[a], r.lo[a]), nd.hi[a] = std::max(l.hi[a], r.hi[a]);
+    }
+    nodes[id] = nd;
+    return id;
+  }
+
   T* axis_data(int a) { return a == 0 ? x.data() : (a == 1 ? y.data() : z.data()); }
 
-  // Splits [begin, end) at the middle of its box's longest axis (sliding
-  // midpoint): one bounding-box pass and one partition pass per level, both
-  // sequential, which keeps the build cheap next to a median split.
-  int32_t build(int64_t begin, int64_t end, int64_t leaf_size, int level) {
+  // Below the Morton resolution: splits [begin, end) at the middle of its
+  // box's longest axis (sliding midpoint), one bounding-box pass and one
+  // partition pass per level.
+  int32_t build_midpoint(int64_t begin, int64_t end, int64_t leaf_size, int level) {
     const int32_t id = static_cast<int32_t>(nodes.size());
     nodes.push_back(KdNode<T>{});
     depth = std::max(depth, level);
@@ -77,8 +183,8 @@ struct KdTree {
     // both sides are non-empty even when the midpoint rounds onto lo.
     const T cut = nd.lo[axis] + (nd.hi[axis] - nd.lo[axis]) / T(2);
     const int64_t mid = partition(begin, end, axis, [cut, lo = nd.lo[axis]](T v) { return (v < cut) | (v == lo); });
-    nd.left = build(begin, mid, leaf_size, level + 1);
-    nd.right = build(mid, end, leaf_size, level + 1);
+    nd.left = build_midpoint(begin, mid, leaf_size, level + 1);
+    nd.right = build_midpoint(mid, end, leaf_size, level + 1);
     nodes[id] = nd;
     return id;
   }
@@ -100,6 +206,7 @@ struct KdTree {
     }
     return mid;
   }
+
 
   // Minimum and maximum of c[begin, end) with 8 independent accumulators
   // (min/max are exact, so the order does not matter; this lets it vectorise).
