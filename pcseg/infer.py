@@ -5,7 +5,9 @@ and seen in at least one sample of it (:func:`pcseg.data.blocks.chunk_block`). S
 probabilities of every sample are added to their points with ``index_add_``; the sum is
 divided by the number of votes. Blocks are streamed and batched, so memory is bounded
 by the batch, not by the cloud (plus the (N, K) result). A block with fewer points than a
-sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples are batched by size.
+sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples are batched by size,
+``batch_size`` full samples' worth of points per forward pass (so sparse scans with many
+small samples run few, large passes).
 
 With ``voxel_size > 0`` the model runs on one point per voxel
 (:func:`pcseg.data.voxels.voxel_subsample`) and every point takes its voxel's probabilities:
@@ -94,7 +96,7 @@ def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride
         for feats, chunk in samples:
             batch = pending.setdefault(len(chunk), [])
             batch.append((feats, chunk))
-            if len(batch) == batch_size:
+            if len(batch) * len(chunk) >= batch_size * num_points:  # the same points per pass for any size
                 flush(len(chunk))
         bar.update()
     for size in list(pending):

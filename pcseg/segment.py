@@ -55,7 +55,7 @@ class Segmenter:
     """A loaded model with its inference settings (from the checkpoint unless overridden).
 
     ``block_size`` and ``stride`` are metres; ``num_points`` is the points per model sample;
-    ``batch_size`` the samples per forward pass (memory grows linearly with it);
+    ``batch_size`` the full samples' worth of points per forward pass (memory grows linearly with it);
     ``voxel_size`` (metres) groups points that share a prediction, 0 runs every point.
     """
 

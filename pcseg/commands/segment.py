@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                         help="bundled model name or checkpoint path (default: the bundled default; "
                              "names: pcseg/weights/README.md)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
-    parser.add_argument("--batch-size", type=int, default=16, help="block samples per forward pass (default 16)")
+    parser.add_argument("--batch-size", type=int, default=16, help="full block samples' worth of points per forward pass (default 16)")
     parser.add_argument("--block-size", type=float, default=None, help="block side, metres (default: the model's)")
     parser.add_argument("--stride", type=float, default=None,
                         help="block stride, metres, at most the block size (default: the model's)")
