@@ -84,35 +84,40 @@ void tree_queries(const at::Tensor& query, const at::Tensor& ref, int64_t k, con
   const int threads = max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t b = 0; b < B; ++b) trees[b] = new pcseg::KdTree<scalar_t>(r + b * N * 3, rlen[b], kKnnLeafSize);
-#pragma omp parallel for schedule(dynamic, 64) num_threads(threads)
-  for (int64_t u = 0; u < B * M; ++u) {
-    // Queries that are the reference cloud itself run in tree order, so that
-    // consecutive queries walk the same nodes (much better cache use).
-    const int64_t b = u / M, pos = u % M;
-    const bool self = same && qlen[b] == rlen[b] && pos < qlen[b];
-    const int64_t i = self ? trees[b]->index[pos] : pos;
-    const int64_t t = b * M + i;
-    scalar_t* drow = dist + t * k;
-    int64_t* irow = idx + t * k;
-    if (i >= qlen[b]) {
-      for (int64_t j = 0; j < k; ++j) {
-        drow[j] = std::numeric_limits<scalar_t>::infinity();
-        irow[j] = -1;
+  // Queries of the whole batch in parallel, each thread with its own scratch.
+#pragma omp parallel num_threads(threads)
+  {
+    pcseg::SearchScratch<scalar_t> scratch;
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t u = 0; u < B * M; ++u) {
+      // Queries that are the reference cloud itself run in tree order, so that
+      // consecutive queries walk the same nodes (much better cache use).
+      const int64_t b = u / M, pos = u % M;
+      const bool self = same && qlen[b] == rlen[b] && pos < qlen[b];
+      const int64_t i = self ? trees[b]->index[pos] : pos;
+      const int64_t t = b * M + i;
+      scalar_t* drow = dist + t * k;
+      int64_t* irow = idx + t * k;
+      if (i >= qlen[b]) {
+        for (int64_t j = 0; j < k; ++j) {
+          drow[j] = std::numeric_limits<scalar_t>::infinity();
+          irow[j] = -1;
+        }
+        if (count) count[t] = 0;
+        continue;
       }
-      if (count) count[t] = 0;
-      continue;
-    }
-    const scalar_t* p = q + t * 3;
-    pcseg::TreeSearch<scalar_t, kRing> search{*trees[b], k, r_inner2, r_outer2};
-    const int64_t found = search.run(p[0], p[1], p[2], drow, irow);
-    if (count) count[t] = found;
-    if (kRing) {
-      int64_t nearest = -1;
-      if (found == 0) {
-        scalar_t d1;
-        pcseg::TreeSearch<scalar_t, false>{*trees[b], 1, 0, 0}.run(p[0], p[1], p[2], &d1, &nearest);
+      const scalar_t* p = q + t * 3;
+      pcseg::TreeSearch<scalar_t, kRing> search{*trees[b], k, r_inner2, r_outer2, scratch};
+      const int64_t found = search.run(p[0], p[1], p[2], drow, irow);
+      if (count) count[t] = found;
+      if (kRing) {
+        int64_t nearest = -1;
+        if (found == 0) {
+          scalar_t d1;
+          pcseg::TreeSearch<scalar_t, false>{*trees[b], 1, 0, 0, scratch}.run(p[0], p[1], p[2], &d1, &nearest);
+        }
+        pcseg::fill_ring_row(irow, k, found, nearest);
       }
-      pcseg::fill_ring_row(irow, k, found, nearest);
     }
   }
   for (auto* tree : trees) delete tree;

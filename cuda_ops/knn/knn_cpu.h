@@ -15,6 +15,15 @@
 
 namespace pcseg {
 
+// Working memory of TreeSearch, one per thread, reused across its queries
+// (owned by the caller: thread_local storage in a shared library costs a
+// function call per access).
+template <typename T>
+struct SearchScratch {
+  std::vector<std::pair<int32_t, T>> stack;
+  std::vector<T> distances;
+};
+
 // Keeps the k best (dist, idx) of one query, ascending, in caller storage.
 // A ring query additionally accepts only r_inner2 <= d2 < r_outer2.
 template <typename T, bool kRing>
@@ -22,6 +31,7 @@ struct TreeSearch {
   const KdTree<T>& tree;
   int64_t k;
   T r_inner2, r_outer2;
+  SearchScratch<T>& scratch;
 
   // dist/idx: (k,) output row, overwritten. Returns the number of real entries.
   int64_t run(T qx, T qy, T qz, T* dist, int64_t* idx) const {
@@ -30,8 +40,8 @@ struct TreeSearch {
       idx[j] = -1;
     }
     // Depth-first, two children pushed per node popped: depth + 2 slots suffice.
-    thread_local std::vector<std::pair<int32_t, T>> stack;
-    stack.resize(tree.depth + 2);
+    std::vector<std::pair<int32_t, T>>& stack = scratch.stack;
+    if (static_cast<int>(stack.size()) < tree.depth + 2) stack.resize(tree.depth + 2);
     int top = 0;
     stack[top++] = {0, tree.min_dist2(tree.nodes[0], qx, qy, qz)};
     while (top > 0) {
@@ -66,7 +76,7 @@ struct TreeSearch {
   // Distances of the whole leaf first (a loop the compiler vectorises), then
   // the few that can enter the list are inserted.
   void scan_leaf(const KdNode<T>& nd, T qx, T qy, T qz, T* dist, int64_t* idx) const {
-    thread_local std::vector<T> buffer;
+    std::vector<T>& buffer = scratch.distances;
     const int64_t n = nd.end - nd.begin;
     if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
     T* d = buffer.data();
