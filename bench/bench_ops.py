@@ -10,9 +10,14 @@ ignores OMP_NUM_THREADS and would otherwise use every core in the 1-thread
 rows. The table's "cpu/wall" column shows the threads each row really used.
 Peers: fpsample (best of its kd-line bucket FPS over tree heights 5/7/9),
 Open3D (farthest_point_down_sample, core.nns knn_search), scipy cKDTree,
-torch-cluster when importable. torch-cluster has no wheel here: its absence
-is reported, and the row "torch loop (torch-cluster's CPU algorithm)" is a
-torch-only re-implementation of the O(N*M) loop of its CPU fps, labelled so.
+torch-cluster when importable. torch-cluster has no wheel for this torch; it
+builds from source against the installed one in about 15 minutes:
+
+    .venv/bin/python -m pip install --no-build-isolation --no-deps torch-cluster==1.6.3
+
+Without it, its row says so and the row "torch loop (torch-cluster's CPU
+algorithm)" stands in: a torch-only re-implementation of the O(N*M) loop of
+its CPU fps, labelled so.
 Times are medians of a few runs, in milliseconds; "x" columns are peer / pcseg.
 """
 
@@ -141,9 +146,9 @@ def run_cases(threads: int, quick: bool) -> list[dict]:
         batch = torch.arange(16).repeat_interleave(4096)
         add(case, "torch-cluster fps", timed(lambda: torch_cluster.fps(flat, batch, ratio=0.25), 3))
     except ImportError:
-        add(case, "torch-cluster fps", float("nan"), "not installed (no wheel)")
-    add(case, "torch loop (torch-cluster's CPU algorithm)", timed(lambda: torch_loop_fps(blocks, 1024), 1),
-        "re-implementation, not the library")
+        add(case, "torch-cluster fps", float("nan"), "not installed (see the module docstring)")
+        add(case, "torch loop (torch-cluster's CPU algorithm)", timed(lambda: torch_loop_fps(blocks, 1024), 1),
+            "re-implementation, not the library")
 
     # ---- kNN, all points as queries
     from scipy.spatial import cKDTree
