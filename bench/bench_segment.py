@@ -1,10 +1,11 @@
 """`pcseg segment` on a generated 1M-point room with each model, and peak memory at 10M points.
 
 Each run is a separate process (`pcseg segment` as a user runs it: read, infer, write), so
-its peak resident memory (``ru_maxrss``) is its own. Reported per model: wall time,
+its peak resident memory (``VmHWM``, which starts afresh at exec, unlike ``ru_maxrss``, which
+keeps the forking parent's) is its own. Reported per model: wall time,
 points/s, peak memory, the model's FLOPs per model point (``torch.utils.flop_counter``:
 matmuls and convolutions; the compiled FPS/kNN ops are not counted), the model points
-run per cloud point (block overlap and padding of blocks to ``num_points``), and the time
+run per cloud point (one point per 2 cm voxel, block overlap, padding of samples), and the time
 those FLOPs take at the machine's measured fp32 matmul rate (the arithmetic bound).
 Models are untrained (the time does not depend on the weights) and use the block settings
 of ``pcseg/configs/<model>_s3dis_area5.yaml``.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -104,14 +104,22 @@ def flops_per_model_point(checkpoint: Path) -> float:
 
 
 def model_points(cloud_path: Path, data: dict, stride: float | None = None) -> int:
-    """Points the model runs on for the whole cloud: every block padded up to whole samples."""
-    from pcseg.data.blocks import tile_blocks
+    """Points the model runs on for the whole cloud, as ``pcseg segment`` runs it: one point per
+    voxel of the default size, every block's samples padded to ``sample_size``."""
+    from pcseg.data.blocks import sample_size, tile_blocks
+    from pcseg.data.voxels import voxel_subsample
     from pcseg.io import read_cloud
+    from pcseg.segment import DEFAULT_VOXEL_SIZE
 
     cloud = read_cloud(cloud_path)
-    tiling = tile_blocks(cloud.xyz, data["block_size"], stride or data["stride"], cloud.valid)
+    representatives, _ = voxel_subsample(cloud.xyz, DEFAULT_VOXEL_SIZE, cloud.valid)
+    tiling = tile_blocks(cloud.xyz[representatives], data["block_size"], stride or data["stride"])
     n = data["num_points"]
-    return sum(-(-len(indices) // n) * n for _, indices in tiling)
+    total = 0
+    for _, indices in tiling:
+        size = sample_size(len(indices), n)
+        total += -(-len(indices) // size) * size
+    return total
 
 
 def matmul_rate(threads: int) -> float:
@@ -145,6 +153,15 @@ def run_segment(cloud: Path, checkpoint: Path, work: Path, threads: int, extra: 
     return json.loads(result.stdout.strip().splitlines()[-1].removeprefix("BENCH "))
 
 
+def peak_resident_bytes() -> int:
+    """This process's peak resident memory since its exec (Linux ``VmHWM``), bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def child(threads: int, argv: list[str]) -> None:
     """Run the pcseg command line in this process; print its wall time and peak memory as JSON."""
     import torch
@@ -155,7 +172,7 @@ def child(threads: int, argv: list[str]) -> None:
     start = time.perf_counter()
     status = main(argv)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    peak = peak_resident_bytes()
     if status:
         sys.exit(status)
     print("BENCH " + json.dumps({"seconds": seconds, "peak_bytes": peak}))
