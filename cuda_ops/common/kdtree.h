@@ -125,16 +125,23 @@ struct KdTree {
     }
   }
 
-  // Node over the sorted range [begin, end), whose codes agree above `bit`.
-  int32_t build(const std::vector<uint64_t>& code, int64_t begin, int64_t end, int bit, int64_t leaf_size,
-                int level) {
+  // Reserves the slot of a node over [begin, end) at `level` (filled in by the
+  // caller once its children exist) and starts `nd` as a leaf of that range.
+  int32_t add_node(int64_t begin, int64_t end, int level, KdNode<T>& nd) {
     const int32_t id = static_cast<int32_t>(nodes.size());
     nodes.push_back(KdNode<T>{});
     depth = std::max(depth, level);
-    KdNode<T> nd;
     nd.begin = begin;
     nd.end = end;
     nd.left = nd.right = -1;
+    return id;
+  }
+
+  // Node over the sorted range [begin, end), whose codes agree above `bit`.
+  int32_t build(const std::vector<uint64_t>& code, int64_t begin, int64_t end, int bit, int64_t leaf_size,
+                int level) {
+    KdNode<T> nd;
+    const int32_t id = add_node(begin, end, level, nd);
     int64_t mid = begin;
     while (end - begin > leaf_size && bit >= 0) {  // the highest bit that splits the range
       mid = std::partition_point(code.begin() + begin, code.begin() + end,
@@ -164,13 +171,8 @@ struct KdTree {
   // box's longest axis (sliding midpoint), one bounding-box pass and one
   // partition pass per level.
   int32_t build_midpoint(int64_t begin, int64_t end, int64_t leaf_size, int level) {
-    const int32_t id = static_cast<int32_t>(nodes.size());
-    nodes.push_back(KdNode<T>{});
-    depth = std::max(depth, level);
     KdNode<T> nd;
-    nd.begin = begin;
-    nd.end = end;
-    nd.left = nd.right = -1;
+    const int32_t id = add_node(begin, end, level, nd);
     for (int a = 0; a < 3; ++a) min_max(axis_data(a), begin, end, nd.lo[a], nd.hi[a]);
     int axis = 0;
     for (int a = 1; a < 3; ++a)
