@@ -84,16 +84,46 @@ void tree_queries(const at::Tensor& query, const at::Tensor& ref, int64_t k, con
   const int threads = max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t b = 0; b < B; ++b) trees[b] = new pcseg::KdTree<scalar_t>(r + b * N * 3, rlen[b], kKnnLeafSize);
-  // Queries of the whole batch in parallel, each thread with its own scratch.
+  // Plain kNN of a cloud against itself: the queries of each leaf together
+  // (LeafSelfSearch), one task per leaf of every such cloud.
+  std::vector<std::pair<int64_t, int32_t>> leaf_tasks;  // (cloud, leaf node)
+  if (!kRing && same) {
+    for (int64_t b = 0; b < B; ++b) {
+      if (qlen[b] != rlen[b]) continue;
+      const auto& nodes = trees[b]->nodes;
+      for (int32_t id = 0; id < static_cast<int32_t>(nodes.size()); ++id)
+        if (nodes[id].left < 0) leaf_tasks.emplace_back(b, id);
+    }
+  }
+  const int64_t L = static_cast<int64_t>(leaf_tasks.size());
+  // Then every other query of the batch, all in parallel, each thread with its own scratch.
 #pragma omp parallel num_threads(threads)
   {
     pcseg::SearchScratch<scalar_t> scratch;
+    std::vector<scalar_t> leaf_dist;
+    std::vector<int64_t> leaf_idx;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t u = 0; u < L; ++u) {
+      const auto [b, id] = leaf_tasks[u];
+      const pcseg::KdTree<scalar_t>& tree = *trees[b];
+      const pcseg::KdNode<scalar_t>& leaf = tree.nodes[id];
+      const int64_t m = leaf.end - leaf.begin;
+      leaf_dist.resize(m * k);
+      leaf_idx.resize(m * k);
+      pcseg::LeafSelfSearch<scalar_t>{tree, k, scratch}.run(leaf, leaf_dist.data(), leaf_idx.data());
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t t = b * M + tree.index[leaf.begin + j];
+        std::copy_n(leaf_dist.data() + j * k, k, dist + t * k);
+        std::copy_n(leaf_idx.data() + j * k, k, idx + t * k);
+      }
+    }
 #pragma omp for schedule(dynamic, 64)
     for (int64_t u = 0; u < B * M; ++u) {
       // Queries that are the reference cloud itself run in tree order, so that
       // consecutive queries walk the same nodes (much better cache use).
       const int64_t b = u / M, pos = u % M;
       const bool self = same && qlen[b] == rlen[b] && pos < qlen[b];
+      if (self && !kRing) continue;  // done leaf by leaf above
       const int64_t i = self ? trees[b]->index[pos] : pos;
       const int64_t t = b * M + i;
       scalar_t* drow = dist + t * k;

@@ -156,6 +156,31 @@ def test_knn_of_a_cloud_with_itself(rng):
     np.testing.assert_allclose(d[0].numpy(), wd**2, rtol=1e-9, atol=1e-18)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(ADVERSARIAL))
+def test_knn_of_the_same_tensor_matches_naive(case, dtype, rng):
+    """knn(x, x) searches a leaf's queries together; every row must equal the naive one, ties included."""
+    x = as_batch(ADVERSARIAL[case](rng), dtype)
+    d, i = ops.knn(x, x, 9)
+    wd, wi = naive_knn(x[0].numpy(), x[0].numpy(), 9)
+    np.testing.assert_array_equal(i[0].numpy(), wi)
+    np.testing.assert_array_equal(d[0].numpy(), wd)
+
+
+def test_knn_of_the_same_padded_batch():
+    """Clouds queried whole take the leaf-by-leaf search; a prefix of queries, k > N and padding do not break it."""
+    x = torch.rand(3, 300, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x[:, :100] = x[:, 100:200]  # exact duplicates
+    lengths, qlen = torch.tensor([300, 150, 7]), torch.tensor([300, 60, 7])
+    d, i = ops.knn(x, x, 12, qlen, lengths)
+    for b in range(3):
+        q, n = int(qlen[b]), int(lengths[b])
+        wd, wi = naive_knn(x[b, :q].numpy(), x[b, :n].numpy(), 12)
+        np.testing.assert_array_equal(i[b, :q].numpy(), wi)
+        np.testing.assert_array_equal(d[b, :q].numpy(), wd)
+        assert (i[b, q:] == -1).all() and torch.isinf(d[b, q:]).all()
+
+
 def test_knn_k_larger_than_cloud():
     ref = torch.tensor([[[0.0, 0, 0], [2, 0, 0], [1, 0, 0]]])
     d, i = ops.knn(ref, ref, 5)
