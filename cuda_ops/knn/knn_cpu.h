@@ -44,6 +44,19 @@ void scan_leaf_into(const KdTree<T>& tree, const KdNode<T>& nd, T qx, T qy, T qz
   }
 }
 
+// Pushes the children of internal node nd with their lower bounds onto a
+// depth-first stack, the farther first, so that the nearer one is searched first.
+template <typename T>
+void push_children(std::pair<int32_t, T>* stack, int& top, const KdNode<T>& nd, T lb_left, T lb_right) {
+  if (lb_left <= lb_right) {
+    stack[top++] = {nd.right, lb_right};
+    stack[top++] = {nd.left, lb_left};
+  } else {
+    stack[top++] = {nd.left, lb_left};
+    stack[top++] = {nd.right, lb_right};
+  }
+}
+
 // Keeps the k best (dist, idx) of one query, ascending, in caller storage.
 // A ring query additionally accepts only r_inner2 <= d2 < r_outer2.
 template <typename T, bool kRing>
@@ -76,16 +89,8 @@ struct TreeSearch {
         scan_leaf_into<T, kRing>(tree, nd, qx, qy, qz, k, r_inner2, r_outer2, scratch.distances, dist, idx);
         continue;
       }
-      // Push the farther child first so the nearer one is searched first.
-      const T la = tree.min_dist2(tree.nodes[nd.left], qx, qy, qz);
-      const T lb_right = tree.min_dist2(tree.nodes[nd.right], qx, qy, qz);
-      if (la <= lb_right) {
-        stack[top++] = {nd.right, lb_right};
-        stack[top++] = {nd.left, la};
-      } else {
-        stack[top++] = {nd.left, la};
-        stack[top++] = {nd.right, lb_right};
-      }
+      push_children(stack.data(), top, nd, tree.min_dist2(tree.nodes[nd.left], qx, qy, qz),
+                    tree.min_dist2(tree.nodes[nd.right], qx, qy, qz));
     }
     int64_t found = 0;
     while (found < k && idx[found] >= 0) ++found;
@@ -147,16 +152,7 @@ struct LeafSelfSearch {
         }
         continue;
       }
-      // Push the farther child first so the nearer one is searched first.
-      const T gl = box_gap2(leaf, tree.nodes[nd.left]);
-      const T gr = box_gap2(leaf, tree.nodes[nd.right]);
-      if (gl <= gr) {
-        stack[top++] = {nd.right, gr};
-        stack[top++] = {nd.left, gl};
-      } else {
-        stack[top++] = {nd.left, gl};
-        stack[top++] = {nd.right, gr};
-      }
+      push_children(stack.data(), top, nd, box_gap2(leaf, tree.nodes[nd.left]), box_gap2(leaf, tree.nodes[nd.right]));
     }
   }
 };
