@@ -84,12 +84,14 @@ void tree_queries(const at::Tensor& query, const at::Tensor& ref, int64_t k, con
   const int threads = max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t b = 0; b < B; ++b) trees[b] = new pcseg::KdTree<scalar_t>(r + b * N * 3, rlen[b], kKnnLeafSize);
-  // Plain kNN of a cloud against itself: the queries of each leaf together
+  // Cloud b is queried whole against itself.
+  const auto self_cloud = [&](int64_t b) { return same && qlen[b] == rlen[b]; };
+  // Plain kNN of such a cloud: the queries of each leaf together
   // (LeafSelfSearch), one task per leaf of every such cloud.
   std::vector<std::pair<int64_t, int32_t>> leaf_tasks;  // (cloud, leaf node)
-  if (!kRing && same) {
+  if (!kRing) {
     for (int64_t b = 0; b < B; ++b) {
-      if (qlen[b] != rlen[b]) continue;
+      if (!self_cloud(b)) continue;
       const auto& nodes = trees[b]->nodes;
       for (int32_t id = 0; id < static_cast<int32_t>(nodes.size()); ++id)
         if (nodes[id].left < 0) leaf_tasks.emplace_back(b, id);
@@ -122,7 +124,7 @@ void tree_queries(const at::Tensor& query, const at::Tensor& ref, int64_t k, con
       // Queries that are the reference cloud itself run in tree order, so that
       // consecutive queries walk the same nodes (much better cache use).
       const int64_t b = u / M, pos = u % M;
-      const bool self = same && qlen[b] == rlen[b] && pos < qlen[b];
+      const bool self = self_cloud(b) && pos < qlen[b];
       if (self && !kRing) continue;  // done leaf by leaf above
       const int64_t i = self ? trees[b]->index[pos] : pos;
       const int64_t t = b * M + i;

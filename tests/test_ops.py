@@ -145,12 +145,13 @@ def test_knn_agrees_with_ckdtree(rng):
 
 
 def test_knn_of_a_cloud_with_itself(rng):
-    """Self queries run in tree order; results must still land in their own rows."""
+    """knn(x, x) runs leaf by leaf in tree order; results must still land in their own rows."""
     from scipy.spatial import cKDTree
 
     pts = room_like(rng, 4000, np.float64)
     pts += rng.random(pts.shape) * 1e-6  # no exact ties, so cKDTree's order is unambiguous
-    d, i = ops.knn(as_batch(pts, torch.float64), as_batch(pts, torch.float64), 8)
+    x = as_batch(pts, torch.float64)
+    d, i = ops.knn(x, x, 8)
     wd, wi = cKDTree(pts).query(pts, 8)
     np.testing.assert_array_equal(i[0].numpy(), wi)
     np.testing.assert_allclose(d[0].numpy(), wd**2, rtol=1e-9, atol=1e-18)
