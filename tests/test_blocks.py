@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from pcseg.classes import UNLABELLED
 from pcseg.data.augment import AugmentConfig, augment_block
 from pcseg.data.blocks import chunk_block, sample_block, sample_size, tile_blocks
 from pcseg.data.features import FEATURE_SETS, MISSING_RGB, make_features
@@ -109,6 +110,9 @@ def test_sample_block_is_inside_and_sized(rng):
     sparse = rng.uniform(0, 10, (2000, 3))
     center, idx = sample_block(sparse, rng, 1024, block_size=1.0)
     assert len(idx) == 1024 and len(np.unique(idx)) < 100  # short blocks repeat points
+    allowed = np.flatnonzero(xyz[:, 0] > 2.9)
+    center, _ = sample_block(xyz, rng, 64, block_size=1.0, min_points=1, centers_from=allowed)
+    assert any((xyz[i, :2] == center).all() for i in allowed)
 
 
 def test_augmentations(rng):
@@ -161,6 +165,26 @@ def test_training_set_is_deterministic(cache, sampling):
     ds.set_epoch(1)
     assert not torch.equal(ds[5][0], x)
     assert len(ds) == 12000 // 512
+
+
+def test_balanced_classes_centre_rare_classes_often(tmp_path, rng):
+    xyz = rng.uniform(0, 4, (20000, 3))
+    labels = (xyz[:, 0] > 2).astype(np.uint8) + 2 * (xyz[:, 2] > 3)
+    labels[(xyz[:, 0] < 0.2) & (xyz[:, 1] < 0.2)] = 5  # a 0.25 % corner "column"
+    labels[(xyz[:, 0] > 3.8) & (xyz[:, 1] > 3.8)] = UNLABELLED
+    entries = [write_room(tmp_path, "Area_1", "room", xyz, rng.integers(0, 256, xyz.shape), labels, 13),
+               write_room(tmp_path, "Area_1", "plain", xyz, rng.integers(0, 256, xyz.shape), labels % 4, 13)]
+    write_index(tmp_path, [str(i) for i in range(13)], entries)
+
+    def share_with_column(balance):
+        ds = BlockTrainingDataset(tmp_path, entries, num_points=256, block_size=0.5, seed=1,
+                                  samples_per_epoch=500, balance_classes=balance)
+        return np.mean([(ds[i][1] == 5).any().item() for i in range(len(ds))]), ds
+
+    plain, _ = share_with_column(False)
+    balanced, ds = share_with_column(True)
+    assert ds.balanced_classes == [0, 1, 2, 3, 5]  # never centred on unlabelled points
+    assert plain < 0.05 and balanced > 0.15  # a fifth of the blocks are centred on the column
 
 
 class ByX(torch.nn.Module):

@@ -101,19 +101,22 @@ def chunk_block(indices: np.ndarray, num_points: int, rng: np.random.Generator) 
 
 
 def sample_block(xyz: np.ndarray, rng: np.random.Generator, num_points: int, block_size: float = 1.0,
-                 min_points: int = 512, tries: int = 10) -> tuple[np.ndarray, np.ndarray]:
+                 min_points: int = 512, tries: int = 10,
+                 centers_from: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A random training block: centred on a random point of the room, ``num_points`` indices.
 
-    Retries (up to ``tries``) when the block has fewer than ``min_points`` points and keeps the
-    fullest block seen. Points are drawn without replacement when the block has enough,
-    else with replacement.
+    ``centers_from`` (int indices into ``xyz``) restricts the points a centre is drawn from
+    (default: every point). Retries (up to ``tries``) when the block has fewer than
+    ``min_points`` points and keeps the fullest block seen. Points are drawn without
+    replacement when the block has enough, else with replacement.
 
     Returns (center (2,) float64, indices (num_points,) int64).
     """
     best_center, best = None, np.empty(0, dtype=np.int64)
     half = block_size / 2
     for _ in range(tries):
-        center = np.asarray(xyz[rng.integers(len(xyz)), :2], dtype=np.float64)
+        pick = rng.integers(len(xyz)) if centers_from is None else centers_from[rng.integers(len(centers_from))]
+        center = np.asarray(xyz[pick, :2], dtype=np.float64)
         inside = np.flatnonzero((np.abs(xyz[:, 0] - center[0]) <= half) & (np.abs(xyz[:, 1] - center[1]) <= half))
         if len(inside) > len(best):
             best_center, best = center, inside

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..classes import UNLABELLED
 from .augment import AugmentConfig, augment_block
 from .blocks import sample_block
 from .features import check_feature_set, make_features
@@ -35,7 +36,11 @@ class BlockTrainingDataset(Dataset):
 
     Item ``i`` of epoch ``e`` is drawn with a generator seeded by ``(seed, e, i)``, so
     data-loader workers and a resumed run reproduce the same samples; call
-    :meth:`set_epoch` each epoch. Rooms are chosen in proportion to their point counts.
+    :meth:`set_epoch` each epoch. Rooms are chosen in proportion to their point counts, and
+    a block is centred on a random point of the room. With ``balance_classes`` a class is
+    drawn first, uniformly among the labelled classes present, then a room in proportion
+    to its points of that class, and the block is centred on one of them: rare classes
+    (columns, boards) are then seen as often as walls.
 
     Args:
         root: cache folder; entries: its index entries to use (e.g. the training areas).
@@ -44,13 +49,14 @@ class BlockTrainingDataset(Dataset):
         augment: an :class:`AugmentConfig` (``AugmentConfig.none()`` for validation).
         samples_per_epoch: items per epoch (default: total points / num_points).
         sampling: ``"random"`` or ``"fps"`` (farthest point sampling of the block's points).
+        balance_classes: centre blocks on class-balanced points (above).
     Items: (features (num_points, C) float32, labels (num_points,) int64).
     """
 
     def __init__(self, root: os.PathLike, entries: Sequence[dict], num_points: int = 4096,
                  block_size: float = 1.0, feature_set: str = "xyzrgbn",
                  augment: AugmentConfig | None = None, samples_per_epoch: int | None = None,
-                 sampling: str = "random", seed: int = 0):
+                 sampling: str = "random", seed: int = 0, balance_classes: bool = False):
         if not entries:
             raise ValueError("no rooms to train on")
         if sampling not in ("random", "fps"):
@@ -64,6 +70,21 @@ class BlockTrainingDataset(Dataset):
         self.augment = augment or AugmentConfig()
         self.sampling, self.seed, self.epoch = sampling, seed, 0
         self.length = samples_per_epoch or max(1, int(sizes.sum() // num_points))
+        self.class_points = [_points_by_class(r.labels) for r in self.rooms] if balance_classes else None
+        if self.class_points is not None:
+            present = sorted({c for by_class in self.class_points for c in by_class})
+            counts = np.array([[len(by_class.get(c, ())) for by_class in self.class_points] for c in present], float)
+            self.balanced_classes, self.class_room_p = present, counts / counts.sum(1, keepdims=True)
+
+    def _block(self, rng: np.random.Generator, num_points: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(room index, block centre (2,), point indices (num_points,)) of one random block."""
+        if self.class_points is None:
+            k = rng.choice(len(self.rooms), p=self.room_p)
+            return (k, *sample_block(self.rooms[k].xyz, rng, num_points, self.block_size))
+        j = rng.integers(len(self.balanced_classes))
+        c, k = self.balanced_classes[j], rng.choice(len(self.rooms), p=self.class_room_p[j])
+        return (k, *sample_block(self.rooms[k].xyz, rng, num_points, self.block_size,
+                                 centers_from=self.class_points[k][c]))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -73,10 +94,9 @@ class BlockTrainingDataset(Dataset):
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        k = rng.choice(len(self.rooms), p=self.room_p)
-        room = self.rooms[k]
         oversample = 4 if self.sampling == "fps" else 1
-        center, idx = sample_block(room.xyz, rng, self.num_points * oversample, self.block_size)
+        k, center, idx = self._block(rng, self.num_points * oversample)
+        room = self.rooms[k]
         if self.sampling == "fps":
             from .. import ops
             unique = np.unique(idx)
@@ -91,3 +111,11 @@ class BlockTrainingDataset(Dataset):
         lo, hi = self.bounds[k]
         feats = make_features(xyz, rgb, center, lo, hi, self.feature_set)
         return torch.from_numpy(feats), torch.from_numpy(np.asarray(room.labels[idx], dtype=np.int64))
+
+
+def _points_by_class(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """{class id: int32 indices of its points} for the labelled classes of one room."""
+    order = np.argsort(labels, kind="stable").astype(np.int32)
+    classes, starts = np.unique(labels[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    return {int(c): g for c, g in zip(classes, groups) if c != UNLABELLED}

@@ -96,7 +96,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     data_info = {k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")}
     dataset = BlockTrainingDataset(d["root"], train_rooms, d["num_points"], d["block_size"], d["feature_set"],
                                    AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
-                                   d.get("sampling", "random"), seed)
+                                   d.get("sampling", "random"), seed, bool(d.get("balance_classes", False)))
     counts = np.sum([r["class_counts"] for r in train_rooms], axis=0)
     model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
                   **config["model"].get("options", {})).to(device)
