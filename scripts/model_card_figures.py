@@ -1,6 +1,6 @@
 """Figures and tables for a bundled model's card (pcseg/weights/<name>.md).
 
-    python scripts/model_card_figures.py MODEL OUT_DIR [--real ../shared/real]
+    python scripts/model_card_figures.py MODEL OUT_DIR [--real ../shared/real] [--only NAME ...]
 
 Segments the sample room (scored against datasets/samples/room_labels.ply) and every
 real scan in --real, writes one PNG per scan to OUT_DIR, and prints Markdown tables:
@@ -66,23 +66,31 @@ def main() -> None:
     parser.add_argument("model", help="bundled model name or checkpoint")
     parser.add_argument("out", help="folder for the PNGs")
     parser.add_argument("--real", default=str(ROOT.parent / "shared" / "real"), help="folder of real scans")
+    parser.add_argument("--only", nargs="+", choices=["sample", *REAL_SCANS], metavar="NAME",
+                        help="segment only these: 'sample' (the sample room) or real scan file names, e.g. to split the work "
+                             "between processes")
     args = parser.parse_args()
+    todo = set(args.only or ["sample", *REAL_SCANS])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.model).stem
 
-    truth = read_quietly(SAMPLE / "room_labels.ply")
     segmenter = Segmenter.load(args.model, "cpu")
     names = segmenter.class_names
-    labels, _ = segmenter.labels(truth, progress=False)
-    result = scores(confusion_matrix(truth.labels, labels, len(names)))
-    render_png(out / f"{stem}_sample_room.png", truth.xyz, labels, names, gt=truth.labels,
-               title="datasets/samples/room.ply")
-    print(f"sample room ({len(truth):,} points): OA {100 * result['OA']:.1f}, mIoU {100 * result['mIoU']:.1f}\n")
+    if "sample" in todo:
+        truth = read_quietly(SAMPLE / "room_labels.ply")
+        labels, _ = segmenter.labels(truth, progress=False)
+        result = scores(confusion_matrix(truth.labels, labels, len(names)))
+        render_png(out / f"{stem}_sample_room.png", truth.xyz, labels, names, gt=truth.labels,
+                   title="datasets/samples/room.ply")
+        print(f"sample room ({len(truth):,} points): OA {100 * result['OA']:.1f}, "
+              f"mIoU {100 * result['mIoU']:.1f}\n")
 
     print("| scan | up | points | time | most frequent labels | median height (0 low, 1 high) |")
     print("|---|---|---|---|---|---|")
     for name, up in REAL_SCANS.items():
+        if name not in todo:
+            continue
         path = Path(args.real) / name
         if not path.is_file():
             print(f"| {name} | missing | | | | |")
