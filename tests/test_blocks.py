@@ -183,8 +183,12 @@ def test_balanced_classes_centre_rare_classes_often(tmp_path, rng):
 
     plain, _ = share_with_column(False)
     balanced, ds = share_with_column(True)
+    mixed, _ = share_with_column(0.3)
     assert ds.balanced_classes == [0, 1, 2, 3, 5]  # never centred on unlabelled points
     assert plain < 0.05 and balanced > 0.15  # a fifth of the blocks are centred on the column
+    assert plain < mixed < balanced  # 30 % balanced blocks: about 0.3 x 20 % + 0.7 x 4 %
+    with pytest.raises(ValueError, match="share in"):
+        share_with_column(1.5)
 
 
 class ByX(torch.nn.Module):

@@ -37,10 +37,12 @@ class BlockTrainingDataset(Dataset):
     Item ``i`` of epoch ``e`` is drawn with a generator seeded by ``(seed, e, i)``, so
     data-loader workers and a resumed run reproduce the same samples; call
     :meth:`set_epoch` each epoch. Rooms are chosen in proportion to their point counts, and
-    a block is centred on a random point of the room. With ``balance_classes`` a class is
-    drawn first, uniformly among the labelled classes present, then a room in proportion
-    to its points of that class, and the block is centred on one of them: rare classes
-    (columns, boards) are then seen as often as walls.
+    a block is centred on a random point of the room. A class-balanced block draws a class
+    first, uniformly among the labelled classes present, then a room in proportion to its
+    points of that class, and is centred on one of them: rare classes (columns, boards)
+    are then seen as often as walls. ``balance_classes`` is the share of class-balanced
+    blocks: ``True`` or 1 all of them, ``False`` or 0 none, 0.25 a quarter (the others
+    keep the rooms' true class frequencies).
 
     Args:
         root: cache folder; entries: its index entries to use (e.g. the training areas).
@@ -49,16 +51,18 @@ class BlockTrainingDataset(Dataset):
         augment: an :class:`AugmentConfig` (``AugmentConfig.none()`` for validation).
         samples_per_epoch: items per epoch (default: total points / num_points).
         sampling: ``"random"`` or ``"fps"`` (farthest point sampling of the block's points).
-        balance_classes: centre blocks on class-balanced points (above).
+        balance_classes: share in [0, 1] of blocks centred on class-balanced points (above).
     Items: (features (num_points, C) float32, labels (num_points,) int64).
     """
 
     def __init__(self, root: os.PathLike, entries: Sequence[dict], num_points: int = 4096,
                  block_size: float = 1.0, feature_set: str = "xyzrgbn",
                  augment: AugmentConfig | None = None, samples_per_epoch: int | None = None,
-                 sampling: str = "random", seed: int = 0, balance_classes: bool = False):
+                 sampling: str = "random", seed: int = 0, balance_classes: bool | float = False):
         if not entries:
             raise ValueError("no rooms to train on")
+        if not 0.0 <= float(balance_classes) <= 1.0:
+            raise ValueError(f"balance_classes must be a share in [0, 1], got {balance_classes!r}")
         if sampling not in ("random", "fps"):
             raise ValueError(f"sampling must be 'random' or 'fps', got {sampling!r}")
         check_feature_set(feature_set)
@@ -70,7 +74,8 @@ class BlockTrainingDataset(Dataset):
         self.augment = augment or AugmentConfig()
         self.sampling, self.seed, self.epoch = sampling, seed, 0
         self.length = samples_per_epoch or max(1, int(sizes.sum() // num_points))
-        self.class_points = [_points_by_class(r.labels) for r in self.rooms] if balance_classes else None
+        self.balanced_share = float(balance_classes)
+        self.class_points = [_points_by_class(r.labels) for r in self.rooms] if self.balanced_share > 0 else None
         if self.class_points is not None:
             present = sorted({c for by_class in self.class_points for c in by_class})
             counts = np.array([[len(by_class.get(c, ())) for by_class in self.class_points] for c in present], float)
@@ -78,7 +83,7 @@ class BlockTrainingDataset(Dataset):
 
     def _block(self, rng: np.random.Generator, num_points: int) -> tuple[int, np.ndarray, np.ndarray]:
         """(room index, block centre (2,), point indices (num_points,)) of one random block."""
-        if self.class_points is None:
+        if self.class_points is None or (self.balanced_share < 1 and rng.random() >= self.balanced_share):
             k = rng.choice(len(self.rooms), p=self.room_p)
             return (k, *sample_block(self.rooms[k].xyz, rng, num_points, self.block_size))
         j = rng.integers(len(self.balanced_classes))

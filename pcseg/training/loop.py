@@ -94,9 +94,12 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     torch.manual_seed(seed)
     device = _device(t.get("device", "auto"))
     data_info = {k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")}
+    balanced_share = d.get("balance_classes", False)
+    if not isinstance(balanced_share, (bool, int, float)) or not 0 <= balanced_share <= 1:
+        raise PcsegError(f"data.balance_classes must be true, false or a share in [0, 1], got {balanced_share!r}")
     dataset = BlockTrainingDataset(d["root"], train_rooms, d["num_points"], d["block_size"], d["feature_set"],
                                    AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
-                                   d.get("sampling", "random"), seed, bool(d.get("balance_classes", False)))
+                                   d.get("sampling", "random"), seed, float(balanced_share))
     counts = np.sum([r["class_counts"] for r in train_rooms], axis=0)
     model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
                   **config["model"].get("options", {})).to(device)
