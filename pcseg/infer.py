@@ -3,11 +3,16 @@
 Every valid point is covered by at least one block (:func:`pcseg.data.blocks.tile_blocks`)
 and seen in at least one sample of it (:func:`pcseg.data.blocks.chunk_block`). Softmax
 probabilities of every sample are added to their points with ``index_add_``; the sum is
-divided by the number of votes. Blocks are streamed and batched, so memory is bounded
-by the batch, not by the cloud (plus the (N, K) result). A block with fewer points than a
+divided by the number of samples that held the point. Blocks are streamed and batched, so
+memory is bounded by the batch, not by the cloud (plus the (N, K) result). A block with fewer points than a
 sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples are batched by size,
 ``batch_size`` full samples' worth of points per forward pass (so sparse scans with many
 small samples run few, large passes).
+
+With ``votes > 1`` every block is seen ``votes`` times, turned about the vertical axis
+through its centre by 0, 360/votes, ... degrees (the models train with random turns), with
+fresh samples each time; all the probabilities are averaged (test-time augmentation:
+``votes`` times the cost).
 
 With ``voxel_size > 0`` the model runs on one point per voxel
 (:func:`pcseg.data.voxels.voxel_subsample`) and every point takes its voxel's probabilities:
@@ -27,12 +32,23 @@ from .data.features import make_features
 from .data.voxels import voxel_subsample
 
 
-def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng) -> Iterator:
-    """Per block, a list of (features (num_points, C), point indices (num_points,)) samples."""
+def _turned(xyz: np.ndarray, center: np.ndarray, angle: float) -> np.ndarray:
+    """``xyz`` (n, 3) metres turned by ``angle`` radians about the vertical through ``center`` (2,)."""
+    if angle == 0:
+        return xyz
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.array(xyz, dtype=np.float32)
+    out[:, :2] = (xyz[:, :2] - center) @ np.array([[c, s], [-s, c]], dtype=np.float32) + center
+    return out
+
+
+def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng, angle) -> Iterator:
+    """Per block, a list of (features (num_points, C), point indices (num_points,)) samples,
+    the block turned by ``angle`` radians about its centre."""
     finite = xyz[valid] if valid is not None else xyz
     room_min, room_max = finite.min(axis=0), finite.max(axis=0)
     for center, indices in tiling:
-        yield [(make_features(xyz[chunk], None if rgb is None else rgb[chunk], center,
+        yield [(make_features(_turned(xyz[chunk], center, angle), None if rgb is None else rgb[chunk], center,
                               room_min, room_max, feature_set), chunk)
                for chunk in chunk_block(indices, num_points, rng)]
 
@@ -41,8 +57,8 @@ def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng) -> Ite
 def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional[np.ndarray], *,
                           feature_set: str, num_points: int = 4096, block_size: float = 1.0,
                           stride: float = 0.5, batch_size: int = 16, device: str | torch.device = "cpu",
-                          valid: Optional[np.ndarray] = None, voxel_size: float = 0.0, seed: int = 0,
-                          progress: bool = True) -> np.ndarray:
+                          valid: Optional[np.ndarray] = None, voxel_size: float = 0.0, votes: int = 1,
+                          seed: int = 0, progress: bool = True) -> np.ndarray:
     """Class probabilities (N, K) float32 for every point of a cloud.
 
     Args:
@@ -51,9 +67,12 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
         valid: (N,) bool; invalid points get all-zero probabilities.
         feature_set, num_points, block_size, stride: as the model was trained.
         voxel_size: metres; > 0 runs the model on one point per voxel (see the module).
+        votes: turns of every block (>= 1; see the module).
     """
+    if votes < 1:
+        raise ValueError(f"votes must be at least 1, got {votes}")
     options = dict(feature_set=feature_set, num_points=num_points, block_size=block_size, stride=stride,
-                   batch_size=batch_size, device=device, seed=seed, progress=progress)
+                   batch_size=batch_size, device=device, votes=votes, seed=seed, progress=progress)
     if voxel_size <= 0:
         return _vote(model, xyz, rgb, valid, **options)
     representatives, voxel_of = voxel_subsample(xyz, voxel_size, valid)
@@ -66,18 +85,18 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
     return probs
 
 
-def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride, batch_size, device, seed,
-          progress) -> np.ndarray:
+def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride, batch_size, device, votes,
+          seed, progress) -> np.ndarray:
     """:func:`predict_probabilities` on every valid point (no voxel subsampling)."""
     model.eval()
     n = len(xyz)
     tiling = tile_blocks(xyz, block_size, stride, valid)
     if len(tiling) == 0:
         raise ValueError("the cloud has no valid points")
-    bar = tqdm(total=len(tiling), desc="segment", unit="block", disable=not progress)
+    bar = tqdm(total=len(tiling) * votes, desc="segment", unit="block", disable=not progress)
     rng = np.random.default_rng(seed)
     probs: Optional[torch.Tensor] = None
-    votes = torch.zeros(n, dtype=torch.float32)
+    seen = torch.zeros(n, dtype=torch.float32)  # samples each point was in
     pending: dict[int, list] = {}  # sample size -> [(features, point indices)]
 
     def flush(size):
@@ -90,18 +109,20 @@ def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride
         if probs is None:
             probs = torch.zeros(n, logits.shape[-1], dtype=torch.float32)
         probs.index_add_(0, idx, p)
-        votes.index_add_(0, idx, torch.ones(len(idx)))
+        seen.index_add_(0, idx, torch.ones(len(idx)))
 
-    for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng):
-        for feats, chunk in samples:
-            batch = pending.setdefault(len(chunk), [])
-            batch.append((feats, chunk))
-            if len(batch) * len(chunk) >= batch_size * num_points:  # the same points per pass for any size
-                flush(len(chunk))
-        bar.update()
+    for vote in range(votes):
+        for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng,
+                                      2 * np.pi * vote / votes):
+            for feats, chunk in samples:
+                batch = pending.setdefault(len(chunk), [])
+                batch.append((feats, chunk))
+                if len(batch) * len(chunk) >= batch_size * num_points:  # the same points per pass for any size
+                    flush(len(chunk))
+            bar.update()
     for size in list(pending):
         flush(size)
     bar.close()
-    covered = votes > 0
-    probs[covered] /= votes[covered, None]
+    covered = seen > 0
+    probs[covered] /= seen[covered, None]
     return probs.numpy()

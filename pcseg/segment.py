@@ -56,7 +56,8 @@ class Segmenter:
 
     ``block_size`` and ``stride`` are metres; ``num_points`` is the points per model sample;
     ``batch_size`` the full samples' worth of points per forward pass (memory grows linearly with it);
-    ``voxel_size`` (metres) groups points that share a prediction, 0 runs every point.
+    ``voxel_size`` (metres) groups points that share a prediction, 0 runs every point;
+    ``votes`` is the number of turns of every block averaged (see :mod:`pcseg.infer`).
     """
 
     model: torch.nn.Module
@@ -69,12 +70,13 @@ class Segmenter:
     batch_size: int = 16
     up: str = "z"
     voxel_size: float = DEFAULT_VOXEL_SIZE
+    votes: int = 1
 
     @classmethod
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
              block_size: Optional[float] = None, stride: Optional[float] = None,
              num_points: Optional[int] = None, up: str = "z",
-             voxel_size: Optional[float] = None) -> "Segmenter":
+             voxel_size: Optional[float] = None, votes: int = 1) -> "Segmenter":
         """Load a bundled model name or a checkpoint path; PcsegError for bad settings.
 
         ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`); the models expect z.
@@ -88,6 +90,8 @@ class Segmenter:
         num_points = data["num_points"] if num_points is None else num_points
         if not batch_size >= 1:
             raise PcsegError(f"--batch-size must be at least 1, got {batch_size}")
+        if not votes >= 1:
+            raise PcsegError(f"--votes must be at least 1, got {votes}")
         if not num_points >= 1:
             raise PcsegError(f"--num-points must be at least 1, got {num_points}")
         if not block > 0:
@@ -98,14 +102,15 @@ class Segmenter:
         if not 0 <= voxel_size < block:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
-                   float(stride), device, int(batch_size), up, float(voxel_size))
+                   float(stride), device, int(batch_size), up, float(voxel_size), int(votes))
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted class probabilities (zeros for non-finite points)."""
         return predict_probabilities(self.model, to_z_up(cloud.xyz, self.up), cloud.rgb, feature_set=self.feature_set,
                                      num_points=self.num_points, block_size=self.block_size,
                                      stride=self.stride, batch_size=self.batch_size, device=self.device,
-                                     valid=cloud.valid, voxel_size=self.voxel_size, progress=progress)
+                                     valid=cloud.valid, voxel_size=self.voxel_size, votes=self.votes,
+                                     progress=progress)
 
     def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""
@@ -121,7 +126,7 @@ def segment(cloud: Cloud | str | os.PathLike, model: Optional[str] = None, devic
     Args:
         model: a bundled model name or a checkpoint path (default: the bundled default).
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        options: ``batch_size``, ``block_size``, ``stride``, ``num_points``, ``voxel_size``
+        options: ``batch_size``, ``block_size``, ``stride``, ``num_points``, ``voxel_size``, ``votes``
             overrides and ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
     Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32).
     """

@@ -215,6 +215,27 @@ def test_voting_labels_every_point(rng):
     assert (probs[~valid] == 0).all()
 
 
+class ByLocalX(torch.nn.Module):
+    """Per point, class 1 by a logistic of the block-centred x (channel 0)."""
+
+    def forward(self, x):
+        return torch.stack([torch.zeros_like(x[..., 0]), 20 * x[..., 0]], dim=-1), torch.zeros(())
+
+
+def test_votes_turn_each_block_about_its_centre(rng):
+    """One block, one sample of all its points: half-turn (or quarter-turn) votes cancel ByLocalX's
+    answer to exactly 1/2 for every point, which a turn about any other centre would not."""
+    xyz = rng.uniform(0, 0.99, (512, 3)).astype(np.float32)
+    options = dict(feature_set="xyz", num_points=512, block_size=1.0, stride=1.0, progress=False)
+    single = predict_probabilities(ByLocalX(), xyz, None, **options)
+    assert np.abs(single[:, 1] - 0.5).max() > 0.4
+    for votes in (2, 4):
+        voted = predict_probabilities(ByLocalX(), xyz, None, votes=votes, **options)
+        np.testing.assert_allclose(voted[:, 1], 0.5, atol=1e-6)
+    with pytest.raises(ValueError, match="votes"):
+        predict_probabilities(ByLocalX(), xyz, None, votes=0, **options)
+
+
 def _voxels_by_hand(xyz, size, valid):
     """{voxel grid cell: sorted point indices} with a Python dict, for the valid points."""
     lo = xyz[valid].min(axis=0)

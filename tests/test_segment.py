@@ -223,6 +223,7 @@ BAD_CALLS = {
     "missing checkpoint": (["{t}/good.ply", "-o", "{t}/o.ply", "--model", "{t}/none.pt"], "not found"),
     "stride above block": (["{t}/good.ply", "-o", "{t}/o.ply", "--stride", "2"], "--stride"),
     "zero batch": (["{t}/good.ply", "-o", "{t}/o.ply", "--batch-size", "0"], "--batch-size"),
+    "zero votes": (["{t}/good.ply", "-o", "{t}/o.ply", "--votes", "0"], "--votes"),
     "negative block": (["{t}/good.ply", "-o", "{t}/o.ply", "--block-size", "-1"], "--block-size"),
     "negative voxel": (["{t}/good.ply", "-o", "{t}/o.ply", "--voxel-size", "-0.1"], "--voxel-size"),
     "voxel as big as a block": (["{t}/good.ply", "-o", "{t}/o.ply", "--voxel-size", "1"], "--voxel-size"),

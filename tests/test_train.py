@@ -80,7 +80,13 @@ def test_train_writes_the_run_directory(cache, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache),
                  "--out", str(tmp_path / "m.json")]) == 0
     result = json.loads((tmp_path / "m.json").read_text())
-    assert result["points"] > 0 and "Area_5" in result["split"]
+    assert result["points"] > 0 and "Area_5" in result["split"] and "1 vote" in result["split"]
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), "--votes", "2",
+                 "--out", str(tmp_path / "m2.json")]) == 0
+    voted = json.loads((tmp_path / "m2.json").read_text())
+    assert voted["points"] == result["points"] and "2 votes" in voted["split"]
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), "--votes", "0"]) == 2
+    assert "--votes" in capsys.readouterr().err
 
 
 def test_init_starts_from_a_checkpoints_weights(cache, tmp_path, capsys):

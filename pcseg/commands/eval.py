@@ -14,6 +14,8 @@ def register(subparsers) -> None:
                         help="areas to score (default: the checkpoint's validation areas)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
     parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass")
+    parser.add_argument("--votes", type=int, default=1,
+                        help="average this many turns of every block (as pcseg segment --votes; default 1)")
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     parser.set_defaults(func=run)
 
@@ -30,6 +32,8 @@ def run(args) -> int:
 
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
         ("cpu" if args.device == "auto" else args.device)
+    if args.votes < 1:
+        raise PcsegError(f"--votes must be at least 1, got {args.votes}")
     model, meta = load_model(args.checkpoint, device)
     index = load_index(args.data)
     if index["classes"] != list(meta["class_names"]):
@@ -41,8 +45,8 @@ def run(args) -> int:
     if not rooms:
         raise PcsegError(f"{args.data}: no rooms in areas {', '.join(areas)}")
     result = evaluate_rooms(model, args.data, rooms, meta["data"], len(meta["class_names"]), device,
-                            batch_size=args.batch_size, progress=True)
-    split = f"evaluation {', '.join(areas)} ({len(rooms)} rooms, every point)"
+                            batch_size=args.batch_size, votes=args.votes, progress=True)
+    split = f"evaluation {', '.join(areas)} ({len(rooms)} rooms, every point, {args.votes} vote{'s' if args.votes > 1 else ''})"
     print(format_table(result, meta["class_names"], split))
     if args.out:
         with atomic_path(args.out) as tmp:

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     parser.add_argument("--voxel-size", type=float, default=None, metavar="METRES",
                         help="run the model on one point per voxel of this side; points of a voxel share "
                              "its label (default 0.02; 0 runs every point)")
+    parser.add_argument("--votes", type=int, default=1,
+                        help="average this many turns of every block about the vertical (test-time "
+                             "augmentation; costs as many times the time; default 1)")
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)
@@ -93,7 +96,7 @@ def run(args) -> int:
 
     plan = plan_outputs(args)
     segmenter = Segmenter.load(args.model, args.device, args.batch_size, args.block_size, args.stride,
-                               args.num_points, args.up, args.voxel_size)
+                               args.num_points, args.up, args.voxel_size, args.votes)
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
@@ -107,7 +110,7 @@ def run(args) -> int:
         write_labelled_ply(target, cloud, labels, keep_colors=args.keep_colors, overwrite=args.overwrite)
         print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
               f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
-              f"voxel {segmenter.voxel_size:g} m)")
+              f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''})")
         print(class_summary(labels, segmenter.class_names))
         if picture is not None:
             from ..viz.render import render_png

@@ -11,8 +11,9 @@ from ..metrics import average_precision, confusion_matrix, scores
 
 
 def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classes: int,
-                   device="cpu", batch_size: int = 16, progress: bool = False) -> dict:
-    """Metrics over every point of ``entries`` (rooms of the cache at ``root``).
+                   device="cpu", batch_size: int = 16, votes: int = 1, progress: bool = False) -> dict:
+    """Metrics over every point of ``entries`` (rooms of the cache at ``root``), each block
+    seen ``votes`` times (see :mod:`pcseg.infer`).
 
     Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion`` and ``points``.
     """
@@ -23,7 +24,7 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
         probs = predict_probabilities(model, np.asarray(room.xyz), np.asarray(room.rgb),
                                       feature_set=data["feature_set"], num_points=data["num_points"],
                                       block_size=data["block_size"], stride=data["stride"],
-                                      batch_size=batch_size, device=device, progress=progress)
+                                      batch_size=batch_size, device=device, votes=votes, progress=progress)
         target = np.asarray(room.labels)
         cm += confusion_matrix(target, probs.argmax(1), num_classes)
         step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded
