@@ -4,10 +4,10 @@ Every valid point is covered by at least one block (:func:`pcseg.data.blocks.til
 and seen in at least one sample of it (:func:`pcseg.data.blocks.chunk_block`). Softmax
 probabilities of every sample are added to their points with ``index_add_``; the sum is
 divided by the number of samples that held the point. Blocks are streamed and batched, so
-memory is bounded by the batch, not by the cloud (plus the (N, K) result). A block with fewer points than a
-sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples are batched by size,
-``batch_size`` full samples' worth of points per forward pass (so sparse scans with many
-small samples run few, large passes).
+memory is bounded by the batch, not by the cloud (plus the (N, K) result). A block with
+fewer points than a sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples
+are batched by size, ``batch_size`` full samples' worth of points per forward pass (so
+sparse scans with many small samples run few, large passes).
 
 With ``votes > 1`` every block is seen ``votes`` times, turned about the vertical axis
 through its centre by 0, 360/votes, ... degrees (the models train with random turns), with
@@ -42,15 +42,16 @@ def _turned(xyz: np.ndarray, center: np.ndarray, angle: float) -> np.ndarray:
     return out
 
 
-def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng, angle) -> Iterator:
-    """Per block, a list of (features (num_points, C), point indices (num_points,)) samples,
-    the block turned by ``angle`` radians about its centre."""
+def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng, votes) -> Iterator:
+    """Per block and vote, a list of (features (num_points, C), point indices (num_points,))
+    samples; vote v turns the block by 2 pi v / ``votes`` radians about its centre."""
     finite = xyz[valid] if valid is not None else xyz
     room_min, room_max = finite.min(axis=0), finite.max(axis=0)
-    for center, indices in tiling:
-        yield [(make_features(_turned(xyz[chunk], center, angle), None if rgb is None else rgb[chunk], center,
-                              room_min, room_max, feature_set), chunk)
-               for chunk in chunk_block(indices, num_points, rng)]
+    for angle in 2 * np.pi * np.arange(votes) / votes:
+        for center, indices in tiling:
+            yield [(make_features(_turned(xyz[chunk], center, angle), None if rgb is None else rgb[chunk],
+                                  center, room_min, room_max, feature_set), chunk)
+                   for chunk in chunk_block(indices, num_points, rng)]
 
 
 @torch.inference_mode()
@@ -111,15 +112,13 @@ def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride
         probs.index_add_(0, idx, p)
         seen.index_add_(0, idx, torch.ones(len(idx)))
 
-    for vote in range(votes):
-        for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng,
-                                      2 * np.pi * vote / votes):
-            for feats, chunk in samples:
-                batch = pending.setdefault(len(chunk), [])
-                batch.append((feats, chunk))
-                if len(batch) * len(chunk) >= batch_size * num_points:  # the same points per pass for any size
-                    flush(len(chunk))
-            bar.update()
+    for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng, votes):
+        for feats, chunk in samples:
+            batch = pending.setdefault(len(chunk), [])
+            batch.append((feats, chunk))
+            if len(batch) * len(chunk) >= batch_size * num_points:  # the same points per pass for any size
+                flush(len(chunk))
+        bar.update()
     for size in list(pending):
         flush(size)
     bar.close()
