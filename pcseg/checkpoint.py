@@ -3,7 +3,8 @@
 Keys: ``model`` (state_dict), ``model_config`` (``build(**model_config)`` rebuilds the
 network), ``data`` (feature_set, num_points, block_size, stride: what inference needs),
 ``class_names``; training checkpoints add ``optimizer``, ``scheduler``, ``epoch``, ``step``,
-``rng``, ``config`` and ``metrics``.
+``rng``, ``config`` and ``metrics``, and with ``train.ema_decay`` ``train_model`` (the raw
+weights; ``model`` is then their moving average) and ``average`` (its state).
 """
 
 from __future__ import annotations

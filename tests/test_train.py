@@ -106,18 +106,46 @@ def test_init_starts_from_a_checkpoints_weights(cache, tmp_path, capsys):
     assert "differs" in capsys.readouterr().err
 
 
+def test_ema_decay_checkpoints_hold_the_moving_average(cache, tmp_path, capsys):
+    """Two steps with train.ema_decay=d: ``model`` is d * (weights after step 1) + (1 - d) *
+    (weights after step 2), ``train_model`` the weights after step 2, and training itself is
+    the same as without the average."""
+    def run(name, epochs, decay=0.0):
+        config = tiny_config(cache, epochs=epochs, val_every=5, ema_decay=decay)
+        config["data"]["samples_per_epoch"] = 8   # one step per epoch
+        assert main(["train", "--config", _write(tmp_path / f"{name}.yaml", config),
+                     "--out", str(tmp_path / name)]) == 0
+        return load_checkpoint(tmp_path / name / "last.pt")
+
+    decay = 0.75
+    one_step, two_steps, averaged = run("one", 1), run("two", 2), run("ema", 2, decay)
+    for key, value in two_steps["model"].items():
+        assert torch.equal(averaged["train_model"][key], value), key
+        if value.is_floating_point():
+            expected = decay * one_step["model"][key] + (1 - decay) * value
+            torch.testing.assert_close(averaged["model"][key], expected, rtol=1e-5, atol=1e-6)
+    changed = [k for k, v in two_steps["model"].items() if v.is_floating_point()
+               and not torch.equal(v, one_step["model"][k])]
+    assert changed, "the second step changed no weight, so the average is not tested"
+    config = tiny_config(cache, epochs=1, ema_decay=1.0)
+    assert main(["train", "--config", _write(tmp_path / "bad.yaml", config), "--out", str(tmp_path / "bad")]) == 2
+    assert "train.ema_decay must be" in capsys.readouterr().err
+
+
 def _write(path, config):
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
 
-def _state(path):
-    return load_checkpoint(path)["model"]
+def _weights(path):
+    """The checkpoint's moving average (``model``) and raw weights (``train_model``), flattened."""
+    ckpt = load_checkpoint(path)
+    return {f"{part}.{k}": v for part in ("model", "train_model") for k, v in ckpt[part].items()}
 
 
 @pytest.mark.slow
 def test_sigkill_and_resume_match_an_uninterrupted_run(cache, tmp_path):
-    config = tiny_config(cache, epochs=3, checkpoint_every=1)
+    config = tiny_config(cache, epochs=3, checkpoint_every=1, ema_decay=0.9)  # the average must resume too
     config["data"]["samples_per_epoch"] = 96
     config_file = tmp_path / "c.yaml"
     config_file.write_text(yaml.safe_dump(config))
@@ -139,7 +167,7 @@ def test_sigkill_and_resume_match_an_uninterrupted_run(cache, tmp_path):
     assert state["epoch"] < 3, "the run finished before it could be killed"
     subprocess.run([sys.executable, "-m", "pcseg", "train", "--config", "unused", "--out",
                     str(tmp_path / "killed"), "--resume"], check=True, env=env, capture_output=True)
-    full, resumed = _state(tmp_path / "full" / "last.pt"), _state(last)
+    full, resumed = _weights(tmp_path / "full" / "last.pt"), _weights(last)
     for key in full:
         torch.testing.assert_close(resumed[key], full[key], rtol=0, atol=0)
     assert (tmp_path / "full" / "metrics.jsonl").read_text() == (tmp_path / "killed" / "metrics.jsonl").read_text()

@@ -4,8 +4,12 @@ Deterministic given ``train.seed``: the order of samples in epoch e is a permuta
 from (seed, e) and every sample is drawn from (seed, e, index), so a run killed at any
 point and resumed from ``last.pt`` (written every ``train.checkpoint_every`` steps and at
 each epoch end, with optimiser, scheduler and RNG states) continues exactly as an
-uninterrupted run would. Under ``torchrun`` the permutation is split between processes
-(DistributedDataParallel; gloo on CPUs, NCCL on GPUs); rank 0 validates and writes.
+uninterrupted run would. With ``train.ema_decay`` (0 < d < 1) the loop also keeps an
+exponential moving average of the weights and batch-norm statistics, updated after every
+step (``torch.optim.swa_utils.AveragedModel``): validation scores it and the checkpoints'
+``model`` holds it, while the raw weights needed to resume go in ``train_model``. Under
+``torchrun`` the permutation is split between processes (DistributedDataParallel; gloo on
+CPUs, NCCL on GPUs); rank 0 validates and writes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -76,6 +81,15 @@ def _init_weights(model: torch.nn.Module, source: str, classes: list[str]) -> No
     model.load_state_dict(float_state(ckpt))
 
 
+def _weight_average(model: torch.nn.Module, decay) -> AveragedModel | None:
+    """The moving average of ``model`` that ``train.ema_decay`` asks for (None for 0 or absent)."""
+    if not decay:
+        return None
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
+        raise PcsegError(f"train.ema_decay must be a number in [0, 1), got {decay!r}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
+
+
 def train(config: dict, out_dir, resume: bool = False, progress: bool = True) -> dict:
     """Train as ``config`` says into ``out_dir``; returns the last epoch's record."""
     rank, world = _distributed()
@@ -111,9 +125,12 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         raise PcsegError(f"samples_per_epoch ({len(dataset)}) is smaller than one batch of every process")
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t["epochs"] * steps)
     state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "records": [], "best": float("-inf")}
+    average = _weight_average(model, t.get("ema_decay"))
     if resume:
         ckpt = load_checkpoint(RunDir(out_dir, True).last)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["train_model"] if average else ckpt["model"])
+        if average:
+            average.load_state_dict(ckpt["average"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
@@ -132,8 +149,13 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     amp = torch.autocast("cuda", dtype=torch.float16) if t.get("amp") and device.type == "cuda" else nullcontext()
     scaler = torch.amp.GradScaler("cuda", enabled=bool(t.get("amp")) and device.type == "cuda")
 
+    scored = average.module if average else model  # the network validation scores and checkpoints hold
+
     def payload(**extra):
-        return {"model": model.state_dict(), "model_config": model.config, "data": data_info,
+        weights = {"model": scored.state_dict()}
+        if average:
+            weights.update(train_model=model.state_dict(), average=average.state_dict())
+        return {**weights, "model_config": model.config, "data": data_info,
                 "class_names": classes, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": config,
                 "state": dict(state), **extra}
@@ -159,6 +181,8 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if average:
+                average.update_parameters(model)
             state["step"] += 1
             state["loss_sum"] += loss.item()
             steps_here += 1
@@ -172,7 +196,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         record = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / steps, "lr": scheduler.get_last_lr()[0]}
         if rank == 0:
             if val_rooms and (epoch + 1) % t.get("val_every", 1) == 0:
-                val = evaluate_rooms(model, d["root"], val_rooms, data_info, len(classes), device,
+                val = evaluate_rooms(scored, d["root"], val_rooms, data_info, len(classes), device,
                                      batch_size=batch)
                 record["val"] = {k: val[k] for k in ("OA", "mAcc", "mIoU", "fwIoU", "IoU", "AP")}
                 print(format_table(val, classes, f"validation {', '.join(d['areas_val'])}, epoch {epoch + 1}"))
