@@ -76,6 +76,20 @@ def test_raw_layout_round_trips_through_prepare(tmp_path):
     assert sum(r["num_points"] for r in index["rooms"]) == total
 
 
+def test_layout_keeps_existing_rooms_and_adds_new_ones(tmp_path):
+    """A second call with more areas writes only the new rooms; the first ones are untouched
+    and are the rooms a single call with all the areas would write."""
+    first = write_s3dis_layout(tmp_path / "raw", 1, seed=4, rooms_per_area=2, density=150)
+    stamps = {f: (f / f"{f.name}.txt").stat().st_mtime_ns for f in first}
+    both = write_s3dis_layout(tmp_path / "raw", 2, seed=4, rooms_per_area=2, density=150)
+    assert both[:2] == first and [f.parent.name for f in both] == ["Area_1"] * 2 + ["Area_2"] * 2
+    assert all((f / f"{f.name}.txt").stat().st_mtime_ns == stamps[f] for f in first)
+    at_once = write_s3dis_layout(tmp_path / "once", 2, seed=4, rooms_per_area=2, density=150)
+    for a, b in zip(both, at_once):
+        assert (a / f"{a.name}.txt").read_bytes() == (b / f"{b.name}.txt").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["Area_1", "Area_2"]  # no staging left
+
+
 def test_generate_command_writes_a_labelled_ply(tmp_path):
     out = tmp_path / "room.ply"
     assert main(["generate", str(out), "--ply", "--seed", "2", "--density", "300"]) == 0

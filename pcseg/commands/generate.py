@@ -38,5 +38,5 @@ def run(args) -> int:
     folders = write_s3dis_layout(args.dst, args.areas, seed=args.seed, rooms_per_area=args.rooms_per_area,
                                  density=args.density, kind=args.kind, workers=args.workers,
                                  progress=True)
-    print(f"wrote {len(folders)} rooms in the raw S3DIS layout under {args.dst}")
+    print(f"{len(folders)} rooms in the raw S3DIS layout under {args.dst} (rooms already there are kept)")
     return 0

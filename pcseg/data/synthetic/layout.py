@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,24 @@ def _write_rows(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
 
 
 def write_room_layout(room: SyntheticRoom, area_dir: Path) -> Path:
-    """Write one room as ``area_dir/<room>/`` in the raw layout; returns the room folder."""
+    """Write one room as ``area_dir/<room>/`` in the raw layout; returns the room folder.
+
+    The room is written under ``<layout root>/.partial/`` and renamed into place, so a room
+    folder is either complete or absent, even if the writer is killed.
+    """
     folder = area_dir / room.name
-    _write_rows(folder / f"{room.name}.txt", room.xyz, room.rgb)
+    staging = area_dir.parent / ".partial" / area_dir.name / room.name
+    shutil.rmtree(staging, ignore_errors=True)
+    _write_rows(staging / f"{room.name}.txt", room.xyz, room.rgb)
     seen: dict[str, int] = {}
     for inst, cls in enumerate(room.instance_classes):
         mask = room.instance == inst
         if not mask.any():
             continue
         seen[cls] = seen.get(cls, 0) + 1
-        _write_rows(folder / "Annotations" / f"{cls}_{seen[cls]}.txt", room.xyz[mask], room.rgb[mask])
+        _write_rows(staging / "Annotations" / f"{cls}_{seen[cls]}.txt", room.xyz[mask], room.rgb[mask])
+    area_dir.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, folder)
     return folder
 
 
@@ -58,7 +67,9 @@ def write_s3dis_layout(root: os.PathLike, areas: dict | int = 1, seed: int = 0, 
         workers: processes generating rooms in parallel (the result does not depend on it).
         progress: show a progress bar.
         room_options: passed to :func:`generate_room` (``density``, ``kind``, ...).
-    Returns the room folders written, in room order.
+    Returns every room's folder, in room order. Rooms whose folder already exists are kept,
+    not generated again: room j is the same whatever the number of areas, so a killed run
+    resumes and a larger ``areas`` only adds the new rooms.
     """
     if isinstance(areas, int):
         areas = {f"Area_{i + 1}": rooms_per_area for i in range(areas)}
@@ -72,4 +83,7 @@ def write_s3dis_layout(root: os.PathLike, areas: dict | int = 1, seed: int = 0, 
             counters[kind] = counters.get(kind, 0) + 1
             jobs.append((seed * 100_003 + j, f"{kind}_{counters[kind]}", root / area, {**room_options, "kind": kind}))
             j += 1
-    return map_with_progress(_generate_and_write, jobs, workers, desc="generating", unit="room", progress=progress)
+    missing = [job for job in jobs if not (job[2] / job[1]).is_dir()]
+    map_with_progress(_generate_and_write, missing, workers, desc="generating", unit="room", progress=progress)
+    shutil.rmtree(root / ".partial", ignore_errors=True)
+    return [area_dir / name for _, name, area_dir, _ in jobs]
