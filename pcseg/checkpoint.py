@@ -4,7 +4,7 @@ Keys: ``model`` (state_dict), ``model_config`` (``build(**model_config)`` rebuil
 network), ``data`` (feature_set, num_points, block_size, stride: what inference needs),
 ``class_names``; training checkpoints add ``optimizer``, ``scheduler``, ``epoch``, ``step``,
 ``rng``, ``config`` and ``metrics``, and with ``train.ema_decay`` ``train_model`` (the raw
-weights; ``model`` is then their moving average) and ``average`` (its state).
+weights; ``model`` is then their moving average) and ``average_count`` (the steps averaged).
 """
 
 from __future__ import annotations

@@ -130,7 +130,8 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         ckpt = load_checkpoint(RunDir(out_dir, True).last)
         model.load_state_dict(ckpt["train_model"] if average else ckpt["model"])
         if average:
-            average.load_state_dict(ckpt["average"])
+            average.module.load_state_dict(ckpt["model"])
+            average.n_averaged.fill_(ckpt["average_count"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
@@ -154,7 +155,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     def payload(**extra):
         weights = {"model": scored.state_dict()}
         if average:
-            weights.update(train_model=model.state_dict(), average=average.state_dict())
+            weights.update(train_model=model.state_dict(), average_count=int(average.n_averaged))
         return {**weights, "model_config": model.config, "data": data_info,
                 "class_names": classes, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": config,
