@@ -16,6 +16,9 @@ from ...fileutil import atomic_path
 from ..parallel import map_with_progress
 from .room import SyntheticRoom, choose_kind, generate_room
 
+#: Folder under the layout root where rooms are written before they are renamed into place.
+STAGING = ".partial"
+
 
 def _write_rows(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
     """Write ``x y z r g b`` lines (6 decimals, integer colours), atomically."""
@@ -32,11 +35,11 @@ def _write_rows(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
 def write_room_layout(room: SyntheticRoom, area_dir: Path) -> Path:
     """Write one room as ``area_dir/<room>/`` in the raw layout; returns the room folder.
 
-    The room is written under ``<layout root>/.partial/`` and renamed into place, so a room
-    folder is either complete or absent, even if the writer is killed.
+    The room is written under ``<layout root>/.partial/`` (``STAGING``) and renamed into place,
+    so a room folder is either complete or absent, even if the writer is killed.
     """
     folder = area_dir / room.name
-    staging = area_dir.parent / ".partial" / area_dir.name / room.name
+    staging = area_dir.parent / STAGING / area_dir.name / room.name
     shutil.rmtree(staging, ignore_errors=True)
     _write_rows(staging / f"{room.name}.txt", room.xyz, room.rgb)
     seen: dict[str, int] = {}
@@ -83,7 +86,8 @@ def write_s3dis_layout(root: os.PathLike, areas: dict | int = 1, seed: int = 0, 
             counters[kind] = counters.get(kind, 0) + 1
             jobs.append((seed * 100_003 + j, f"{kind}_{counters[kind]}", root / area, {**room_options, "kind": kind}))
             j += 1
-    missing = [job for job in jobs if not (job[2] / job[1]).is_dir()]
+    folders = [area_dir / name for _, name, area_dir, _ in jobs]
+    missing = [job for job, folder in zip(jobs, folders) if not folder.is_dir()]
     map_with_progress(_generate_and_write, missing, workers, desc="generating", unit="room", progress=progress)
-    shutil.rmtree(root / ".partial", ignore_errors=True)
-    return [area_dir / name for _, name, area_dir, _ in jobs]
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+    return folders
