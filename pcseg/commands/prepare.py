@@ -1,5 +1,5 @@
-"""``pcseg prepare s3dis SRC DST`` and ``pcseg prepare ply SRC DST --classes TABLE``:
-datasets into the per-room cache."""
+"""``pcseg prepare s3dis SRC DST``, ``pcseg prepare scannet SRC DST`` and
+``pcseg prepare ply SRC DST --classes TABLE``: datasets into the per-room cache."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def register(subparsers) -> None:
     s3dis.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
                        help="rooms prepared in parallel (default: min(4, CPUs))")
     s3dis.set_defaults(func=run_s3dis)
+    scannet = kinds.add_parser("scannet", help="ScanNet scans (NYU40 labels mapped to the 13 S3DIS classes)")
+    scannet.add_argument("src", help="folder holding <scan>_vh_clean_2.ply + .labels.ply, or "
+                                     "<scan>_vert.npy + _sem_label.npy (flat or one folder per scan)")
+    scannet.add_argument("dst", help="output cache folder (re-running resumes)")
+    scannet.add_argument("--mapping", default=None,
+                         help="NYU40 -> S3DIS class table (default: datasets/scannet/nyu40_to_s3dis.tsv)")
+    scannet.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
+                         help="scans prepared in parallel (default: min(4, CPUs))")
+    scannet.set_defaults(func=run_scannet)
     ply = kinds.add_parser("ply", help="a folder of your own labelled PLY/LAS/PCD files")
     ply.add_argument("src", help="folder of labelled clouds (sub-folders become areas)")
     ply.add_argument("dst", help="output cache folder (re-running resumes)")
@@ -59,6 +68,22 @@ def run_s3dis(args) -> int:
     ])
     if resumed and any(e.get("repaired_lines") or e.get("skipped_lines") for e in entries):
         print("(bad lines of rooms prepared earlier were listed by that run)")
+    return 0
+
+
+def run_scannet(args) -> int:
+    from ..data.scannet import DEFAULT_MAPPING, prepare_scannet
+
+    reports = prepare_scannet(args.src, args.dst, args.mapping or DEFAULT_MAPPING, workers=args.workers)
+    entries = [r.entry for r in reports]
+    labelled = sum(sum(e["class_counts"]) for e in entries)
+    total = sum(e["num_points"] for e in entries)
+    _print_table([
+        ("scans", f"{len(reports)} ({sum(r.resumed for r in reports)} already done) "
+                  f"of {len({e['area'] for e in entries})} rooms"),
+        ("points", f"{total:,} ({total - labelled:,} unannotated -> 255)"),
+        ("cache", str(args.dst)),
+    ])
     return 0
 
 
