@@ -72,18 +72,18 @@ def test_train_writes_the_run_directory(cache, tmp_path, capsys):
     assert {"config.yaml", "last.pt", "best.pt", "metrics.jsonl", "curves.png", "confusion.png"} <= names
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and "mIoU" in records[0]["val"]
-    assert "validation Area_5" in capsys.readouterr().out
+    assert f"validation {cache.name} (Area_5)" in capsys.readouterr().out
     model, meta = load_model(out / "best.pt")
     assert meta["data"]["num_points"] == 256 and len(meta["class_names"]) == 13
     assert main(["train", "--config", str(config_file), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache),
                  "--out", str(tmp_path / "m.json")]) == 0
-    result = json.loads((tmp_path / "m.json").read_text())
+    result = json.loads((tmp_path / "m.json").read_text())[cache.name]
     assert result["points"] > 0 and "Area_5" in result["split"] and "1 vote" in result["split"]
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), "--votes", "2",
                  "--out", str(tmp_path / "m2.json")]) == 0
-    voted = json.loads((tmp_path / "m2.json").read_text())
+    voted = json.loads((tmp_path / "m2.json").read_text())[cache.name]
     assert voted["points"] == result["points"] and "2 votes" in voted["split"]
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), "--votes", "0"]) == 2
     assert "--votes" in capsys.readouterr().err

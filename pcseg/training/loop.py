@@ -9,7 +9,9 @@ exponential moving average of the weights and batch-norm statistics, updated aft
 step (``torch.optim.swa_utils.AveragedModel``): validation scores it and the checkpoints'
 ``model`` holds it, while the raw weights needed to resume go in ``train_model``. Under
 ``torchrun`` the permutation is split between processes (DistributedDataParallel; gloo on
-CPUs, NCCL on GPUs); rank 0 validates and writes.
+CPUs, NCCL on GPUs); rank 0 validates and writes. The data may be several prepared caches
+mixed by share (``data.sources``, see :mod:`pcseg.data.sources`): each is validated and
+reported separately, and ``data.select_on`` names the one whose mIoU picks ``best.pt``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from ..bundled import resolve_model
 from ..checkpoint import float_state, load_checkpoint, save_checkpoint
 from ..data.augment import AugmentConfig
 from ..data.features import FEATURE_SETS, check_feature_set
-from ..data.rooms import load_index
-from ..data.splits import select_rooms
+from ..data.sources import MixedBlockDataset, load_sources, selection_source
 from ..data.training_set import BlockTrainingDataset, class_weights
 from ..errors import PcsegError
 from ..losses import WeightedSum
@@ -90,6 +91,39 @@ def _weight_average(model: torch.nn.Module, decay) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
 
 
+def _training_set(config: dict, sources, seed: int):
+    """The random training blocks of ``sources`` (a mixture by share when several)."""
+    d = config["data"]
+    balanced_share = d.get("balance_classes", False)
+    if not isinstance(balanced_share, (bool, int, float)) or not 0 <= balanced_share <= 1:
+        raise PcsegError(f"data.balance_classes must be true, false or a share in [0, 1], got {balanced_share!r}")
+    used = [s for s in sources if s.share > 0]
+    parts = [BlockTrainingDataset(s.root, s.train, d["num_points"], d["block_size"], d["feature_set"],
+                                  AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
+                                  d.get("sampling", "random"), seed, float(balanced_share)) for s in used]
+    if len(parts) == 1:
+        return parts[0]
+    length = d.get("samples_per_epoch") or sum(len(p) for p in parts)
+    return MixedBlockDataset(parts, [s.share for s in used], length, seed)
+
+
+def _validate(model, sources, selected, data_info: dict, classes, device, batch: int, epoch: int, run) -> dict:
+    """Scores every validation room of each source; returns the record's ``val`` entries."""
+    record = {}
+    for source in (s for s in sources if s.val):
+        val = evaluate_rooms(model, source.root, source.val, data_info, len(classes), device, batch_size=batch)
+        summary = {k: val[k] for k in ("OA", "mAcc", "mIoU", "fwIoU", "IoU", "AP")}
+        record.setdefault("val_sources", {})[source.name] = summary
+        print(format_table(val, classes, f"validation {source.name} ({', '.join(source.areas_val)}), "
+                                         f"epoch {epoch}"))
+        if source is selected:
+            record["val"] = summary
+            plot_confusion(val["confusion"], classes, run.path / "confusion.png", f"validation {source.name}")
+    if len(sources) == 1:
+        record.pop("val_sources", None)
+    return record
+
+
 def train(config: dict, out_dir, resume: bool = False, progress: bool = True) -> dict:
     """Train as ``config`` says into ``out_dir``; returns the last epoch's record."""
     rank, world = _distributed()
@@ -98,23 +132,15 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         dist.barrier()
     d, t = config["data"], config["train"]
     check_feature_set(d["feature_set"])
-    index = load_index(d["root"])
-    classes = index["classes"]
-    train_rooms = select_rooms(index["rooms"], d["areas_train"])
-    val_rooms = select_rooms(index["rooms"], d.get("areas_val") or [])
-    if not train_rooms:
-        raise PcsegError(f"{d['root']}: no rooms in the training areas {d['areas_train']}")
+    sources = load_sources(d)
+    selected = selection_source(d, sources)
+    classes = sources[0].classes
     seed = int(t["seed"])
     torch.manual_seed(seed)
     device = _device(t.get("device", "auto"))
     data_info = {k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")}
-    balanced_share = d.get("balance_classes", False)
-    if not isinstance(balanced_share, (bool, int, float)) or not 0 <= balanced_share <= 1:
-        raise PcsegError(f"data.balance_classes must be true, false or a share in [0, 1], got {balanced_share!r}")
-    dataset = BlockTrainingDataset(d["root"], train_rooms, d["num_points"], d["block_size"], d["feature_set"],
-                                   AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
-                                   d.get("sampling", "random"), seed, float(balanced_share))
-    counts = np.sum([r["class_counts"] for r in train_rooms], axis=0)
+    dataset = _training_set(config, sources, seed)
+    counts = np.sum([r["class_counts"] for s in sources if s.share > 0 for r in s.train], axis=0)
     model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
                   **config["model"].get("options", {})).to(device)
     loss_fn = WeightedSum(config["loss"], class_weights(counts)).to(device)
@@ -196,12 +222,9 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         bar.close()
         record = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / steps, "lr": scheduler.get_last_lr()[0]}
         if rank == 0:
-            if val_rooms and (epoch + 1) % t.get("val_every", 1) == 0:
-                val = evaluate_rooms(scored, d["root"], val_rooms, data_info, len(classes), device,
-                                     batch_size=batch)
-                record["val"] = {k: val[k] for k in ("OA", "mAcc", "mIoU", "fwIoU", "IoU", "AP")}
-                print(format_table(val, classes, f"validation {', '.join(d['areas_val'])}, epoch {epoch + 1}"))
-                plot_confusion(val["confusion"], classes, run.path / "confusion.png", "validation")
+            if selected and (epoch + 1) % t.get("val_every", 1) == 0:
+                record.update(_validate(scored, sources, selected, data_info, classes, device, batch,
+                                        epoch + 1, run))
             print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}"
                   + (f", validation mIoU {100 * record['val']['mIoU']:.1f}" if "val" in record else ""))
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, records=state["records"] + [record])
