@@ -1,7 +1,9 @@
 """Reading and writing point clouds: PLY (plyfile), LAS/LAZ (laspy), PCD (pypcd4).
 
 Every reader returns a :class:`Cloud`; :func:`read_cloud` picks the reader by the
-file extension. See docs/FORMATS.md for what is read and how bad files are reported.
+file extension, :func:`write_labelled` the labelled-output writer by the output's
+(.ply, .las, .laz, .npy, .txt). See docs/FORMATS.md for what is read and written and
+how bad files are reported.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from ..errors import PcsegError
 from .cloud import Cloud
 from .las import read_las
 from .pcd import read_pcd
+from .label_files import write_label_file, write_probabilities
+from .las_writer import write_labelled_las
 from .ply import read_ply, write_labelled_ply, write_ply
+from .writers import write_labelled
 
 READERS = {".ply": read_ply, ".las": read_las, ".laz": read_las, ".pcd": read_pcd}
 
@@ -36,4 +41,5 @@ def read_cloud(path: os.PathLike) -> Cloud:
 
 
 __all__ = ["Cloud", "read_cloud", "read_ply", "read_las", "read_pcd", "write_ply",
-           "write_labelled_ply"]
+           "write_labelled", "write_labelled_ply", "write_labelled_las", "write_label_file",
+           "write_probabilities"]

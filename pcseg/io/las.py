@@ -2,7 +2,9 @@
 
 Coordinates are the scaled float64 values laspy computes; colours (16-bit in LAS)
 become uint8. The LAS ``classification`` is kept as a property, not as
-``Cloud.labels``: its classes are the ASPRS codes, not pcseg's.
+``Cloud.labels``: its classes are the ASPRS codes, not pcseg's. Extra-bytes dimensions
+are kept as properties too; an extra ``label`` dimension (pcseg's LAS outputs) is
+``Cloud.labels``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def read_las(path: os.PathLike) -> Cloud:
     if has_rgb:
         rgb = colors_to_uint8(np.stack([np.asarray(las[c]) for c in ("red", "green", "blue")], 1))
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    kept = [d for d in KEPT_DIMENSIONS if d in names]
+    extra = set(las.point_format.extra_dimension_names)
+    kept = [d for d in KEPT_DIMENSIONS if d in names] + [d for d in las.point_format.dimension_names
+                                                         if d in extra and np.asarray(las[d]).ndim == 1]
     fields += [(d, np.asarray(las[d]).dtype) for d in kept]
     properties = np.empty(xyz.shape[0], dtype=fields)
     for i, axis in enumerate("xyz"):
@@ -50,4 +54,5 @@ def read_las(path: os.PathLike) -> Cloud:
             properties[channel] = rgb[:, i]
     for d in kept:
         properties[d] = np.asarray(las[d])
-    return Cloud.from_arrays(xyz, rgb=rgb, properties=properties, path=path)
+    labels = properties["label"] if "label" in extra else None
+    return Cloud.from_arrays(xyz, rgb=rgb, labels=labels, properties=properties, path=path)

@@ -15,10 +15,11 @@ from typing import Optional
 import numpy as np
 import plyfile
 
-from ..classes import UNLABELLED, colors_for_labels
+from ..classes import colors_for_labels
 from ..errors import PcsegError
 from ..fileutil import atomic_path, check_output_path
 from .cloud import Cloud, colors_to_uint8
+from .labelled import output_confidence, output_labels
 
 #: Colour property names tried in order: (red, green, blue).
 COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"),
@@ -186,22 +187,23 @@ def write_ply(path: os.PathLike, xyz: np.ndarray, rgb: Optional[np.ndarray] = No
     return path
 
 
-def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray, *,
-                       keep_colors: bool = False, overwrite: bool = False) -> Path:
+def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
+                       confidence: Optional[np.ndarray] = None, *, keep_colors: bool = False,
+                       overwrite: bool = False) -> Path:
     """Write ``cloud`` with per-point ``labels`` (N,) to a binary PLY, atomically.
 
-    Every input point and property is kept. An integer ``label`` property is added; a
-    ``label`` property of the input is kept as ``label_input``. Colours become the class
-    colours of :mod:`pcseg.classes` (red/green/blue uchar), unless ``keep_colors`` and the
-    input has colours. Invalid (non-finite) points get label 255 and black. Refuses to
+    Every input point and property is kept. An integer ``label`` property is added, and a
+    float ``confidence`` (N,) in [0, 1] when given; input properties of those names are kept
+    as ``label_input`` and ``confidence_input``. Colours become the class colours of
+    :mod:`pcseg.classes` (red/green/blue uchar), unless ``keep_colors`` and the input has
+    colours. Invalid (non-finite) points get label 255, confidence 0 and black. Refuses to
     overwrite the input and, unless ``overwrite``, an existing output.
     """
     inputs = [cloud.path] if cloud.path is not None else []
     path = check_output_path(path, inputs=inputs, overwrite=overwrite)
-    labels = np.asarray(labels).astype(np.int64)
-    if labels.shape != (len(cloud),):
-        raise PcsegError(f"{path}: expected {len(cloud)} labels, got shape {labels.shape}")
-    labels = np.where(cloud.valid, labels, UNLABELLED)
+    labels = output_labels(path, cloud, labels)
+    confidence = None if confidence is None else output_confidence(path, cloud, confidence)
+    added = ("label",) if confidence is None else ("label", "confidence")
     base = cloud.properties
     if base is None:
         absolute = cloud.absolute_xyz()
@@ -213,22 +215,23 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray, *,
     keep_input_colors = keep_colors and cloud.rgb is not None
     input_colors = _first_present(COLOR_NAMES, base.dtype.names)
     dropped = set() if keep_input_colors or input_colors is None else set(input_colors)
-    fields = []
-    for name in base.dtype.names:
-        if name in dropped:
-            continue
-        fields.append(("label_input" if name == "label" else name, base.dtype[name]))
+    kept = {name: f"{name}_input" if name in added else name
+            for name in base.dtype.names if name not in dropped}
+    fields = [(kept[name], base.dtype[name]) for name in kept]
     if not keep_input_colors:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
     fields.append(("label", "i4"))
+    if confidence is not None:
+        fields.append(("confidence", "f4"))
     vertex = np.empty(len(cloud), dtype=fields)
-    for name in base.dtype.names:
-        if name not in dropped:
-            vertex["label_input" if name == "label" else name] = base[name]
+    for name, out_name in kept.items():
+        vertex[out_name] = base[name]
     if not keep_input_colors:
         colors = colors_for_labels(labels)
         for i, channel in enumerate(("red", "green", "blue")):
             vertex[channel] = colors[:, i]
     vertex["label"] = labels
+    if confidence is not None:
+        vertex["confidence"] = confidence
     _write(path, vertex, cloud.other_elements)
     return path
