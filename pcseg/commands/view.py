@@ -12,6 +12,9 @@ def register(subparsers) -> None:
                         help="ground truth with the same points: prediction | ground truth | errors")
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="write a picture instead of opening a window (works without a display)")
+    parser.add_argument("--color-by", choices=("labels", "confidence"), default="labels",
+                        help="confidence: also show each point's confidence (its 'confidence' property, "
+                             "written by pcseg segment) in a colour map, beside the labels")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing picture")
     add_up_argument(parser)
     parser.set_defaults(func=run)
@@ -30,6 +33,14 @@ def _read_labelled(path: str):
     if cloud.labels is None:
         raise PcsegError(f"{path}: no label property (label it first with pcseg segment)")
     return cloud
+
+
+def _confidence(cloud):
+    """(N,) float32 ``confidence`` property of ``cloud``, or None when it has none."""
+    import numpy as np
+
+    names = () if cloud.properties is None else cloud.properties.dtype.names
+    return np.asarray(cloud.properties["confidence"], np.float32) if "confidence" in names else None
 
 
 def run(args) -> int:
@@ -55,18 +66,25 @@ def run(args) -> int:
         if len(truth) != len(cloud):
             raise PcsegError(f"{args.gt}: {len(truth):,} points, but {args.file} has {len(cloud):,}")
         gt = truth.labels
-    print(legend_text(cloud.labels, S3DIS_CLASSES))
+    confidence = _confidence(cloud)
+    if args.color_by == "confidence" and confidence is None:
+        raise PcsegError(f"{args.file}: no confidence property (label it with pcseg segment)")
+    print(legend_text(cloud.labels, S3DIS_CLASSES, confidence=confidence))
+    shown_confidence = confidence if args.color_by == "confidence" else None
     if args.render is not None:
         from ..viz.render import render_png
         render_png(args.render, to_z_up(cloud.xyz, args.up), cloud.labels, S3DIS_CLASSES, valid=cloud.valid, gt=gt,
-                   title=Path(args.file).name, labels_title="prediction" if gt is not None else "labels")
+                   confidence=shown_confidence, title=Path(args.file).name,
+                   labels_title="prediction" if gt is not None else "labels")
         print(f"picture: {args.render}")
         return 0
-    from ..viz.render import error_colors
+    from ..viz.render import confidence_colors, error_colors
     xyz, valid = to_z_up(cloud.xyz, args.up)[cloud.valid], cloud.valid
     colorings = [("prediction" if gt is not None else "labels", colors_for_labels(cloud.labels[valid]))]
     if gt is not None:
         colorings += [("ground truth", colors_for_labels(gt[valid])),
                       ("errors (red)", error_colors(cloud.labels[valid], gt[valid])[0])]
+    if shown_confidence is not None:
+        colorings.append(("confidence (dark: unsure)", confidence_colors(shown_confidence[valid])))
     show_window(xyz, colorings)
     return 0

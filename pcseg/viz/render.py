@@ -1,4 +1,5 @@
-"""Headless PNG rendering of labelled clouds: class colours, optional ground truth and errors, legend.
+"""Headless PNG rendering of labelled clouds: class colours, optional ground truth, errors and
+confidence (a colour map with its colour bar), legend.
 
 Open3D's ``Visualizer(visible=False)`` renders through EGL with no X server (Mesa's
 software EGL/Vulkan; ``scripts/setup.sh`` installs it). Every panel is drawn from the same
@@ -22,9 +23,13 @@ from ..fileutil import atomic_path
 RIGHT_COLOR = np.array([200, 200, 200], np.uint8)
 WRONG_COLOR = np.array([220, 30, 30], np.uint8)
 UNSCORED_COLOR = np.array([225, 225, 235], np.uint8)
-#: Size in pixels of one view, of the legend column and of the title rows.
+#: Colour map of the confidence view (0 dark purple: unsure; 1 yellow: sure).
+CONFIDENCE_COLORMAP = "viridis"
+#: Size in pixels of one view, of the legend column, of the colour-bar column (confidence
+#: pictures only) and of the title rows.
 PANEL_SIZE = (800, 600)
 LEGEND_WIDTH = 220
+COLORBAR_WIDTH = 90
 TITLE_HEIGHT = 60
 #: At most this many points are drawn (a uniform random subset beyond it).
 MAX_DRAWN_POINTS = 2_000_000
@@ -144,20 +149,32 @@ def error_colors(labels: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, float,
     return colors, (float(wrong.sum()) / n_scored if n_scored else 0.0), n_scored
 
 
+def confidence_colors(confidence: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 colours of ``confidence`` (N,) in [0, 1] in :data:`CONFIDENCE_COLORMAP`."""
+    from matplotlib import colormaps
+
+    rgba = colormaps[CONFIDENCE_COLORMAP](np.clip(np.asarray(confidence, np.float64), 0, 1))
+    return np.round(rgba[:, :3] * 255).astype(np.uint8)
+
+
 def render_png(path: os.PathLike, xyz: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *,
-               valid: Optional[np.ndarray] = None, gt: Optional[np.ndarray] = None, title: str = "",
-               labels_title: str = "prediction") -> Path:
-    """Write a PNG of the cloud in class colours; with ``gt``, also ground truth and errors side by side.
+               valid: Optional[np.ndarray] = None, gt: Optional[np.ndarray] = None,
+               confidence: Optional[np.ndarray] = None, title: str = "", labels_title: str = "prediction") -> Path:
+    """Write a PNG of the cloud in class colours; with ``gt``, also ground truth and errors side by side;
+    with ``confidence``, also a last panel in the confidence colour map, its colour bar right of it.
 
     Args:
         xyz: (N, 3) float32/64 coordinates, metres. labels, gt: (N,) integer class ids, 255 unlabelled.
         valid: (N,) bool, points to consider (default: all); invalid points are never drawn.
+        confidence: (N,) float in [0, 1], the probability of each point's label.
         labels_title: caption of the ``labels`` panel.
     The ceiling is hidden (see :func:`shown_points`); the legend lists the classes drawn.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.patches import Patch
 
     labels = np.asarray(labels)
@@ -178,10 +195,13 @@ def render_png(path: os.PathLike, xyz: np.ndarray, labels: np.ndarray, class_nam
         errors_legend = [Patch(color=WRONG_COLOR / 255, label="wrong"), Patch(color=RIGHT_COLOR / 255, label="right")]
         if n_scored < len(index):
             errors_legend.append(Patch(color=UNSCORED_COLOR / 255, label="no ground truth"))
+    if confidence is not None:
+        panels.append(("confidence", confidence_colors(np.asarray(confidence)[index])))
     images = crop_to_content(render_views(xyz[index], [c for _, c in panels]))
 
     pw, ph = PANEL_SIZE
-    width, height = pw * len(panels) + LEGEND_WIDTH, ph + TITLE_HEIGHT
+    bar_width = 0 if confidence is None else COLORBAR_WIDTH
+    width, height = pw * len(panels) + bar_width + LEGEND_WIDTH, ph + TITLE_HEIGHT
     fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     for i, ((name, _), image) in enumerate(zip(panels, images)):
         ax = fig.add_axes((i * pw / width, 0, pw / width, ph / height))
@@ -195,7 +215,10 @@ def render_png(path: os.PathLike, xyz: np.ndarray, labels: np.ndarray, class_nam
                for c in sorted(drawn_classes) if 0 <= c < min(len(class_names), len(S3DIS_PALETTE))]
     if UNLABELLED in drawn_classes:
         handles.append(Patch(color=UNLABELLED_COLOR / 255, label="unlabelled"))
-    legend_x = (pw * len(panels) + 10) / width
+    if confidence is not None:
+        bar = fig.add_axes(((pw * len(panels) + 10) / width, 0.1 * ph / height, 18 / width, 0.8 * ph / height))
+        fig.colorbar(ScalarMappable(Normalize(0, 1), CONFIDENCE_COLORMAP), cax=bar, label="confidence")
+    legend_x = (pw * len(panels) + bar_width + 10) / width
     legend = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(legend_x, 0.95), frameon=False,
                         title="classes", alignment="left", fontsize=11)
     if errors_legend:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -16,12 +16,15 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def legend_text(labels: np.ndarray, class_names: Sequence[str], color: bool = True) -> str:
-    """One line per class present: a colour swatch (24-bit terminal colour), id, name, points and share."""
+def legend_text(labels: np.ndarray, class_names: Sequence[str], color: bool = True,
+                confidence: Optional[np.ndarray] = None) -> str:
+    """One line per class present: a colour swatch (24-bit terminal colour), id, name, points, share and,
+    with ``confidence`` (N,), the class's mean confidence."""
     labels = np.asarray(labels)
-    ids, counts = np.unique(labels, return_counts=True)
+    ids, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    means = None if confidence is None else np.bincount(inverse.ravel(), np.asarray(confidence)) / counts
     lines = []
-    for c, count in zip(ids.tolist(), counts.tolist()):
+    for i, (c, count) in enumerate(zip(ids.tolist(), counts.tolist())):
         if c == UNLABELLED:
             name, rgb = "unlabelled", (0, 0, 0)
         elif 0 <= c < min(len(class_names), len(S3DIS_PALETTE)):
@@ -29,7 +32,8 @@ def legend_text(labels: np.ndarray, class_names: Sequence[str], color: bool = Tr
         else:
             name, rgb = "unknown class", (0, 0, 0)
         swatch = f"\x1b[48;2;{rgb[0]};{rgb[1]};{rgb[2]}m    \x1b[0m " if color else ""
-        lines.append(f"{swatch}{c:>3} {name:<12} {count:>12,} {100 * count / len(labels):6.1f}%")
+        line = f"{swatch}{c:>3} {name:<12} {count:>12,} {100 * count / len(labels):6.1f}%"
+        lines.append(line if means is None or c == UNLABELLED else f"{line}  confidence {means[i]:.2f}")
     return "\n".join(lines)
 
 
