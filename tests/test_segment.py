@@ -216,7 +216,7 @@ BAD_CALLS = {
     "not a PLY": (["{t}/bad.ply", "-o", "{t}/o.ply"], "not a PLY"),
     "output is the input": (["{t}/good.ply", "-o", "{t}/good.ply", "--overwrite"], "input"),
     "output exists": (["{t}/good.ply", "-o", "{t}/exists.ply"], "exists"),
-    "output not PLY": (["{t}/good.ply", "-o", "{t}/o.txt"], ".ply"),
+    "unknown output type": (["{t}/good.ply", "-o", "{t}/o.xyz"], "unknown output type"),
     "picture not PNG": (["{t}/good.ply", "-o", "{t}/o.ply", "--render", "{t}/o.jpg"], ".png"),
     "unknown model name": (["{t}/good.ply", "-o", "{t}/o.ply", "--model", "nomodel"], "no bundled model"),
     "model not a checkpoint": (["{t}/good.ply", "-o", "{t}/o.ply", "--model", "{t}/bad.ply"], "checkpoint"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..io.writers import OUTPUT_FORMATS
 from ..up_axis import add_up_argument
 
 
@@ -12,7 +13,15 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("segment", help="label every point of PLY/LAS/PCD scans")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="scans (.ply .las .laz .pcd)")
     parser.add_argument("-o", "--output", required=True,
-                        help="labelled PLY (one input) or a folder (several: <stem>_labelled.ply each)")
+                        help="labelled file, the writer chosen by its suffix: .ply, .las/.laz (ASPRS classification "
+                             "+ label + confidence), .npy/.txt (labels only); or a folder (several inputs, or no "
+                             "suffix: <stem>_labelled.<format> each)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                        help="format of the files written into an output folder (default: each input's own; "
+                             "ply for .pcd)")
+    parser.add_argument("--probabilities", default=None, metavar="NPY",
+                        help="also save the (N, classes) float16 probabilities (a folder when there are several "
+                             "inputs: <stem>_probabilities.npy each)")
     parser.add_argument("--model", default=None,
                         help="bundled model name or checkpoint path (default: the bundled default; "
                              "names: pcseg/weights/README.md)")
@@ -37,11 +46,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def plan_outputs(args) -> list[tuple[Path, Path, Path | None]]:
-    """(input, labelled PLY, picture or None) per input; every path check done before any work."""
+def plan_outputs(args) -> list[tuple[Path, Path, Path | None, Path | None]]:
+    """(input, labelled output, picture or None, probabilities or None) per input; every path check
+    done before any work."""
     from ..errors import PcsegError
     from ..fileutil import check_output_path
     from ..io import READERS
+    from ..io.writers import folder_output_name, output_format
 
     inputs = [Path(p) for p in args.inputs]
     for path in inputs:
@@ -51,23 +62,39 @@ def plan_outputs(args) -> list[tuple[Path, Path, Path | None]]:
             raise PcsegError(f"{path}: unsupported file type (supported: {', '.join(sorted(READERS))})")
     several = len(inputs) > 1
     out = Path(args.output)
-    if several:
-        if (out.exists() and not out.is_dir()) or out.suffix.lower() == ".ply":
+    to_folder = several or out.is_dir() or not out.suffix
+    if to_folder:
+        if several and ((out.exists() and not out.is_dir()) or out.suffix.lower().lstrip(".") in OUTPUT_FORMATS):
             raise PcsegError(f"{out}: with several inputs, -o must be a folder")
+        if out.exists() and not out.is_dir():
+            raise PcsegError(f"{out}: a file output needs a suffix ({', '.join('.' + f for f in OUTPUT_FORMATS)})")
         if len({p.stem for p in inputs}) != len(inputs):
             raise PcsegError("several inputs share a file name; their outputs would collide")
-    elif out.suffix.lower() != ".ply":
-        raise PcsegError(f"{out}: the output must be a .ply file")
+    elif args.format is not None and args.format != output_format(out):
+        raise PcsegError(f"--format {args.format} contradicts -o {out} (--format is for output folders)")
+    else:
+        output_format(out)
+    if args.probabilities and not several and Path(args.probabilities).suffix.lower() != ".npy":
+        raise PcsegError(f"{args.probabilities}: --probabilities must name a .npy file")
     plan = []
     for path in inputs:
-        target = out / f"{path.stem}_labelled.ply" if several else out
-        picture = None
+        target = out / folder_output_name(path, args.format) if to_folder else out
+        picture = probabilities = None
         if args.render:
             picture = Path(args.render) / f"{path.stem}_labelled.png" if several else Path(args.render)
             if picture.suffix.lower() != ".png":
                 raise PcsegError(f"{picture}: --render must name a .png file")
             check_output_path(picture, inputs=inputs, overwrite=args.overwrite)
-        plan.append((path, check_output_path(target, inputs=inputs, overwrite=args.overwrite), picture))
+        if args.probabilities:
+            probabilities = Path(args.probabilities)
+            if several:
+                probabilities = probabilities / f"{path.stem}_probabilities.npy"
+            check_output_path(probabilities, inputs=inputs, overwrite=args.overwrite)
+        plan.append((path, check_output_path(target, inputs=inputs, overwrite=args.overwrite), picture,
+                     probabilities))
+    written = [p for row in plan for p in row[1:] if p is not None]
+    if len(set(written)) < len(written):
+        raise PcsegError("two outputs share a path (-o, --render and --probabilities must differ)")
     return plan
 
 
@@ -89,7 +116,9 @@ def run(args) -> int:
     import time
     import warnings
 
-    from ..io import read_cloud, write_labelled_ply
+    from ..io import read_cloud, write_labelled, write_probabilities
+    from ..io.labelled import confidence_of
+    from ..io.writers import check_writable
     from ..segment import Segmenter
     from ..summary import class_summary
     from ..up_axis import to_z_up
@@ -100,18 +129,23 @@ def run(args) -> int:
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
-            for source, _, _ in plan:
-                read_cloud(source)
-    for source, target, picture in plan:
+            for source, target, _, _ in plan:
+                check_writable(target, read_cloud(source))
+    for source, target, picture, probabilities in plan:
         cloud = read_reporting_warnings(source)
+        check_writable(target, cloud)
         start = time.perf_counter()
-        labels, _ = segmenter.labels(cloud)
+        labels, probs = segmenter.labels(cloud)
         seconds = time.perf_counter() - start
-        write_labelled_ply(target, cloud, labels, keep_colors=args.keep_colors, overwrite=args.overwrite)
+        confidence = confidence_of(probs)
+        write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
         print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
               f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
               f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''})")
-        print(class_summary(labels, segmenter.class_names))
+        if probabilities is not None:
+            write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
+            print(f"probabilities: {probabilities}")
+        print(class_summary(labels, segmenter.class_names, confidence))
         if picture is not None:
             from ..viz.render import render_png
             render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
