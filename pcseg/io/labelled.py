@@ -43,6 +43,21 @@ def output_confidence(path: Path, cloud: Cloud, confidence: np.ndarray) -> np.nd
     return confidence
 
 
+def output_property_names(names, reserved) -> dict:
+    """Output name of each input property in ``names``: its own, or, when a writer adds a property of
+    that name (``reserved``), the name with ``_input`` appended (again while that is taken too)."""
+    used = set(reserved) | set(names)
+    renamed = {}
+    for name in names:
+        new = name
+        if name in reserved:
+            while new in used:
+                new += "_input"
+            used.add(new)
+        renamed[name] = new
+    return renamed
+
+
 def confidence_of(probabilities: np.ndarray) -> np.ndarray:
     """(N,) float32 probability of the chosen class: the row maximum of ``probabilities`` (N, C),
     clipped to [0, 1] (a vote average can round an ulp above 1)."""

@@ -27,7 +27,7 @@ from ..errors import PcsegError
 from ..fileutil import atomic_path, check_output_path
 from .asprs import asprs_codes
 from .cloud import Cloud
-from .labelled import output_confidence, output_labels
+from .labelled import output_confidence, output_labels, output_property_names
 from .ply import COLOR_NAMES
 
 #: Dimensions pcseg adds: name -> (numpy type, description of at most 32 characters).
@@ -79,24 +79,24 @@ def _dimensions_to_add(source: Path, header) -> list:
     return missing
 
 
+def _new_point_format(cloud: Cloud) -> int:
+    """LAS point format of a non-LAS cloud: 7 (with colours) or 6."""
+    return 7 if cloud.rgb is not None else 6
+
+
 def _new_file_properties(cloud: Cloud) -> list[tuple[str, str, np.ndarray]]:
     """(output name, input name, numpy type) of the input properties a non-LAS cloud adds as extra bytes."""
     if cloud.properties is None:
         return []
     import laspy
 
-    point_format = laspy.PointFormat(7 if cloud.rgb is not None else 6)
-    taken = set(point_format.dimension_names) | set(ADDED_DIMENSIONS)
-    colours = {name for group in COLOR_NAMES for name in group}
-    out = []
-    for name in cloud.properties.dtype.names:
-        kind = cloud.properties.dtype[name]
-        if name in ("x", "y", "z") or (cloud.rgb is not None and name in colours) or kind.shape \
-                or kind.kind not in "uif":
-            continue
-        out_name = f"{name}_input" if name in taken else name
-        out.append((out_name, name, kind))
-    return out
+    point_format = laspy.PointFormat(_new_point_format(cloud))
+    colours = {name for group in COLOR_NAMES for name in group} if cloud.rgb is not None else set()
+    kinds = cloud.properties.dtype
+    names = [name for name in kinds.names if name not in ("x", "y", "z") and name not in colours
+             and not kinds[name].shape and kinds[name].kind in "uif"]
+    renamed = output_property_names(names, set(point_format.dimension_names) | set(ADDED_DIMENSIONS))
+    return [(renamed[name], name, kinds[name]) for name in names]
 
 
 def check_las_output(path: os.PathLike, cloud: Cloud) -> None:
@@ -177,7 +177,7 @@ def _new_las(cloud: Cloud, labels: np.ndarray, confidence: np.ndarray):
     """A LAS 1.4 LasData of a non-LAS ``cloud`` (see the module)."""
     import laspy
 
-    header = laspy.LasHeader(version="1.4", point_format=7 if cloud.rgb is not None else 6)
+    header = laspy.LasHeader(version="1.4", point_format=_new_point_format(cloud))
     header.scales = np.full(3, NEW_FILE_SCALE)
     header.offsets = cloud.origin
     properties = _new_file_properties(cloud)

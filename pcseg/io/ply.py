@@ -19,7 +19,7 @@ from ..classes import colors_for_labels
 from ..errors import PcsegError
 from ..fileutil import atomic_path, check_output_path
 from .cloud import Cloud, colors_to_uint8
-from .labelled import output_confidence, output_labels
+from .labelled import output_confidence, output_labels, output_property_names
 
 #: Colour property names tried in order: (red, green, blue).
 COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"),
@@ -215,8 +215,7 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
     keep_input_colors = keep_colors and cloud.rgb is not None
     input_colors = _first_present(COLOR_NAMES, base.dtype.names)
     dropped = set() if keep_input_colors or input_colors is None else set(input_colors)
-    kept = {name: f"{name}_input" if name in added else name
-            for name in base.dtype.names if name not in dropped}
+    kept = output_property_names([n for n in base.dtype.names if n not in dropped], added)
     fields = [(kept[name], base.dtype[name]) for name in kept]
     if not keep_input_colors:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
