@@ -41,7 +41,8 @@ def register(subparsers) -> None:
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)
     parser.add_argument("--keep-colors", action="store_true",
-                        help="keep the input colours (default: points take their class colour)")
+                        help="keep the input colours in a PLY output (default: points take their class colour; "
+                             "LAS outputs always keep them)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     parser.set_defaults(func=run)
 
@@ -70,10 +71,8 @@ def plan_outputs(args) -> list[tuple[Path, Path, Path | None, Path | None]]:
             raise PcsegError(f"{out}: a file output needs a suffix ({', '.join('.' + f for f in OUTPUT_FORMATS)})")
         if len({p.stem for p in inputs}) != len(inputs):
             raise PcsegError("several inputs share a file name; their outputs would collide")
-    elif args.format is not None and args.format != output_format(out):
+    elif args.format not in (None, output_format(out)):  # output_format: PcsegError for an unknown suffix
         raise PcsegError(f"--format {args.format} contradicts -o {out} (--format is for output folders)")
-    else:
-        output_format(out)
     if args.probabilities and not several and Path(args.probabilities).suffix.lower() != ".npy":
         raise PcsegError(f"{args.probabilities}: --probabilities must name a .npy file")
     plan = []
