@@ -15,6 +15,7 @@ from pcseg.cli import main
 from pcseg.errors import PcsegError
 from pcseg.io import read_cloud, write_labelled, write_ply
 from pcseg.io.asprs import S3DIS_TO_ASPRS, asprs_codes
+from pcseg.io.writers import folder_output_name
 from pcseg.summary import class_summary
 from pcseg.viz.render import COLORBAR_WIDTH, LEGEND_WIDTH, PANEL_SIZE, TITLE_HEIGHT, confidence_colors
 from test_segment import make_checkpoint
@@ -180,15 +181,21 @@ def test_labels_only_files(tmp_path, rng):
     assert npy.dtype == np.uint8 and np.array_equal(npy, expected)
 
 
-def test_ply_output_confidence_and_input_confidence_kept(tmp_path, rng):
-    vertex = np.zeros(100, [("x", "f4"), ("y", "f4"), ("z", "f4"), ("confidence", "f8")])
-    vertex["x"], vertex["confidence"] = rng.uniform(0, 1, 100), 0.25
+@pytest.mark.parametrize("suffix", [".ply", ".las"])
+def test_input_confidence_and_labels_kept_under_new_names(tmp_path, rng, suffix):
+    """An input that has pcseg's property names, even renamed ones (a labelled output of a labelled
+    output), loses none of them."""
+    vertex = np.zeros(100, [("x", "f4"), ("y", "f4"), ("z", "f4"), ("confidence", "f8"), ("confidence_input", "f4"),
+                            ("label", "i4")])
+    vertex["x"], vertex["confidence"], vertex["confidence_input"], vertex["label"] = rng.uniform(0, 1, 100), 0.25, 0.5, 3
     plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")]).write(str(tmp_path / "in.ply"))
     labels, confidence = _random_labels(100)
-    out = plyfile.PlyData.read(str(write_labelled(tmp_path / "out.ply", _read(tmp_path / "in.ply"), labels,
-                                                  confidence)))["vertex"]
-    assert out["confidence"].dtype == np.float32 and np.array_equal(out["confidence"], confidence)
-    assert np.array_equal(out["confidence_input"], vertex["confidence"]) and np.array_equal(out["label"], labels)
+    out = write_labelled(tmp_path / f"out{suffix}", _read(tmp_path / "in.ply"), labels, confidence)
+    out = plyfile.PlyData.read(str(out))["vertex"] if suffix == ".ply" else laspy.read(str(out))
+    assert np.asarray(out["confidence"]).dtype == np.float32 and np.array_equal(out["confidence"], confidence)
+    assert np.array_equal(out["label"], labels) and np.array_equal(out["label_input"], vertex["label"])
+    assert np.array_equal(out["confidence_input_input"], vertex["confidence"])
+    assert np.array_equal(out["confidence_input"], vertex["confidence_input"])
 
 
 def test_asprs_table_covers_every_class_with_codes_of_every_point_format():
@@ -229,6 +236,8 @@ def test_folder_keeps_each_input_format_unless_format_given(checkpoint, tmp_path
     assert [len((tmp_path / "txt" / f"{s}_labelled.txt").read_text().splitlines()) for s in "ab"] == [800, 800]
     assert main(["segment", str(ply), "-o", str(tmp_path / "one"), "--model", checkpoint]) == 0  # no suffix: folder
     assert [p.name for p in (tmp_path / "one").iterdir()] == ["a_labelled.ply"]
+    assert folder_output_name(tmp_path / "c.pcd") == "c_labelled.ply"  # pcseg writes no PCD
+    assert folder_output_name(tmp_path / "c.pcd", "laz") == "c_labelled.laz"
 
 
 BAD_REQUESTS = {
@@ -272,7 +281,8 @@ def test_view_colours_by_confidence_with_a_colour_bar(tmp_path, rng, monkeypatch
     labelled = write_labelled(tmp_path / "labelled.laz", cloud, labels, confidence)
     png = tmp_path / "view.png"
     assert main(["view", str(labelled), "--color-by", "confidence", "--render", str(png)]) == 0
-    assert "confidence 0.53" in capsys.readouterr().out  # the floor's mean confidence
+    floor = [line for line in capsys.readouterr().out.splitlines() if " floor " in line]
+    assert len(floor) == 1 and floor[0].endswith(f"confidence {confidence.mean():.2f}")
     image = (mpimg.imread(png)[..., :3] * 255).round().astype(int)
     assert image.shape[1] == 2 * PANEL_SIZE[0] + COLORBAR_WIDTH + LEGEND_WIDTH
     panel = image[TITLE_HEIGHT:, PANEL_SIZE[0]:2 * PANEL_SIZE[0]].reshape(-1, 3)
@@ -282,6 +292,15 @@ def test_view_colours_by_confidence_with_a_colour_bar(tmp_path, rng, monkeypatch
     bar = image[TITLE_HEIGHT:, 2 * PANEL_SIZE[0]:2 * PANEL_SIZE[0] + COLORBAR_WIDTH].reshape(-1, 3)
     ends = confidence_colors(np.array([0.0, 1.0])).astype(int)
     assert all((np.abs(bar - c).max(axis=1) <= 3).any() for c in ends)
+    import open3d as o3d
+    shown = {}
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(o3d.visualization, "draw_geometries",
+                        lambda geometries, **kw: shown.update(geometries=geometries, **kw))
+    assert main(["view", str(labelled), "--color-by", "confidence"]) == 0  # the window: labels | confidence
+    colours = (np.asarray(shown["geometries"][1].colors) * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(colours, confidence_colors(confidence))
+    monkeypatch.delenv("DISPLAY")
     write_ply(tmp_path / "plain.ply", xyz, labels=labels)
     assert main(["view", str(tmp_path / "plain.ply"), "--color-by", "confidence", "--render",
                  str(tmp_path / "x.png")]) == 2
