@@ -11,20 +11,10 @@ runs and includes the atomic write's fsync.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def best_time(write, repeats: int) -> float:
-    """Shortest wall time (seconds) of ``repeats`` calls of ``write()``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        write()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from bench_prepare import best_of  # the script's folder is on sys.path
 
 
 def main() -> None:
@@ -44,12 +34,12 @@ def main() -> None:
     labels, confidence = rng.integers(0, 13, n), rng.uniform(0, 1, n).astype(np.float32)
     print(f"{n:,} points, best of {args.repeats}")
     for fmt in OUTPUT_FORMATS:
-        seconds = best_time(lambda: write_labelled(args.work / f"out.{fmt}", cloud, labels, confidence,
+        seconds = best_of(lambda: write_labelled(args.work / f"out.{fmt}", cloud, labels, confidence,
                                                    overwrite=True), args.repeats)
         print(f"PLY input -> .{fmt}: {seconds:.2f} s")
     las = read_cloud(args.work / "out.laz")
     for fmt in ("las", "laz"):
-        seconds = best_time(lambda: write_labelled(args.work / f"again.{fmt}", las, labels, confidence,
+        seconds = best_of(lambda: write_labelled(args.work / f"again.{fmt}", las, labels, confidence,
                                                    overwrite=True), args.repeats)
         print(f"LAZ input -> .{fmt} (record copy): {seconds:.2f} s")
 
