@@ -1,0 +1,207 @@
+"""datasets/real/rebuild.py: manifest checks, deny list, checksums, resume, and the real rebuild."""
+
+import hashlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pcseg.errors import PcsegError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT_ROOT / "datasets" / "real" / "rebuild.py"
+MIRROR = Path("/work/.mirror")
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("real_rebuild", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+rebuild = _load_script()
+
+
+def _git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def fake_source(tmp_path):
+    """A fetched snapshot (mirror layout) of a fake repository holding two ScanNet-like scans."""
+    work = tmp_path / "work"
+    files = {}
+    for scan in ("scene0101_00", "scene0101_01"):
+        for suffix, array in (("_vert.npy", np.arange(12, dtype=np.float32).reshape(2, 6)),
+                              ("_sem_label.npy", np.array([1, 2], dtype=np.uint32))):
+            path = work / "export" / f"{scan}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, array)
+            files[f"export/{scan}{suffix}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    _git("init", "-q", cwd=work)
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "scans", cwd=work)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    mirror = tmp_path / "mirror"
+    (mirror / "someone+scans").mkdir(parents=True)
+    (work / ".git").rename(mirror / "someone+scans" / "repo")
+    return mirror, commit, files
+
+
+def _manifest(tmp_path, commit, files, *, repository="someone/scans", room="scene0101", shared=None):
+    source = {"repository": repository, "commit": commit, "licence": "test", "kind": "rgbd"}
+    if shared:
+        source["shared"] = shared
+    entry = {"room": room, "source": "fake", "split": "train",
+             "files": [{"path": p, "out": f"scannet/{Path(p).name}", "sha256": h} for p, h in files.items()]}
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump({"sources": {"fake": source}, "rooms": [entry]}))
+    return path
+
+
+def test_rebuild_copies_verified_files_and_writes_split_and_status(tmp_path, fake_source):
+    mirror, commit, files = fake_source
+    rooms = rebuild.load_manifest(_manifest(tmp_path, commit, files))
+    out = tmp_path / "out"
+    report = rebuild.rebuild(rooms, out, mirror, tmp_path / "no_shared", progress=False)
+    assert sorted(report.written) == sorted(f"scannet/{Path(p).name}" for p in files)
+    for p, digest in files.items():
+        assert hashlib.sha256((out / "scannet" / Path(p).name).read_bytes()).hexdigest() == digest
+    assert yaml.safe_load((out / "split.yaml").read_text())["scannet"] == {"train": ["scene0101"], "val": []}
+    assert "| scannet/ | rgbd | train | 1 | 2 | 4 |" in (out / "STATUS.md").read_text()
+
+
+def test_rebuild_resumes_and_rewrites_a_damaged_file(tmp_path, fake_source):
+    mirror, commit, files = fake_source
+    rooms = rebuild.load_manifest(_manifest(tmp_path, commit, files))
+    out = tmp_path / "out"
+    rebuild.rebuild(rooms, out, mirror, tmp_path, progress=False)
+    damaged = out / "scannet" / "scene0101_00_vert.npy"
+    damaged.write_bytes(b"truncated")
+    report = rebuild.rebuild(rooms, out, mirror, tmp_path, progress=False)
+    assert report.written == ["scannet/scene0101_00_vert.npy"]
+    assert len(report.present) == 3
+    assert hashlib.sha256(damaged.read_bytes()).hexdigest() == files["export/scene0101_00_vert.npy"]
+
+
+def test_checksum_mismatch_is_refused_and_not_written(tmp_path, fake_source):
+    mirror, commit, files = fake_source
+    files = dict(files, **{"export/scene0101_01_vert.npy": "0" * 64})
+    rooms = rebuild.load_manifest(_manifest(tmp_path, commit, files))
+    out = tmp_path / "out"
+    report = rebuild.rebuild(rooms, out, mirror, tmp_path, progress=False)
+    assert list(report.refused) == ["scannet/scene0101_01_vert.npy"]
+    assert not (out / "scannet" / "scene0101_01_vert.npy").exists()
+    # a room missing a file is in neither side of the split
+    assert yaml.safe_load((out / "split.yaml").read_text())["scannet"] == {"train": [], "val": []}
+    code = rebuild.main(["--manifest", str(tmp_path / "sources.yaml"), "--out", str(out),
+                         "--mirror", str(mirror), "--no-progress"])
+    assert code == 1
+
+
+def test_absent_source_is_skipped_with_its_reason_and_shared_copy_is_used(tmp_path, fake_source):
+    mirror, commit, files = fake_source
+    rooms = rebuild.load_manifest(_manifest(tmp_path, commit, files, shared="copies"))
+    report = rebuild.rebuild(rooms, tmp_path / "out", tmp_path / "empty_mirror", tmp_path / "shared",
+                             progress=False)
+    assert not report.written and len(report.skipped) == 4
+    assert all("no snapshot of someone/scans" in why for why in report.skipped.values())
+    copies = tmp_path / "shared" / "copies"
+    copies.mkdir(parents=True)
+    for p in files:
+        data = subprocess.run(["git", f"--git-dir={mirror / 'someone+scans' / 'repo'}", "cat-file", "blob",
+                               f"{commit}:{p}"], check=True, capture_output=True).stdout
+        (copies / Path(p).name).write_bytes(data)
+    report = rebuild.rebuild(rooms, tmp_path / "out", tmp_path / "empty_mirror", tmp_path / "shared",
+                             progress=False)
+    assert len(report.written) == 4 and not report.skipped
+
+
+@pytest.mark.parametrize("repository, room", [
+    ("open-mmlab/mmdetection3d", "scene0101"),
+    ("Siddharth277/DBSCAN", "scene0101"),
+    ("WinerDeCoder/S3DIS-STRUCTURAL-RECONSTRUCTION", "scene0101"),
+    ("someone/scans", "scene0000"),
+    ("someone/scans", "scene0009"),
+    ("someone/scans", "scene0010"),
+])
+def test_deny_listed_repository_or_room_is_refused_before_anything_is_written(
+        tmp_path, fake_source, repository, room):
+    mirror, commit, files = fake_source
+    manifest = _manifest(tmp_path, commit, files, repository=repository, room=room)
+    with pytest.raises(PcsegError, match="kept for independent evaluation"):
+        rebuild.load_manifest(manifest)
+    out = tmp_path / "out"
+    assert rebuild.main(["--manifest", str(manifest), "--out", str(out), "--mirror", str(mirror)]) == 2
+    assert not out.exists()
+
+
+def test_deny_list_catches_names_inside_paths():
+    assert rebuild.denied("a/b", "scannet/scene0009_02_vert.npy")
+    assert rebuild.denied("a/b", "Stanford/Area_1/conferenceRoom_1/Annotations/chair_1.txt")
+    assert rebuild.denied("a/b", "s3dis/Area_1/conferenceRoom_2/Annotations/chair_1.txt") is None
+    assert rebuild.denied("a/b", "scannet/scene0011_00_vert.npy") is None
+
+
+def test_output_inside_the_repository_is_refused(tmp_path, fake_source, capsys):
+    mirror, commit, files = fake_source
+    manifest = _manifest(tmp_path, commit, files)
+    assert rebuild.main(["--manifest", str(manifest), "--out", str(PROJECT_ROOT / "data_here"),
+                         "--mirror", str(mirror)]) == 2
+    assert "outside the repository" in capsys.readouterr().err
+    assert not (PROJECT_ROOT / "data_here").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["rooms"][0].update(split="test"), "split must be train or val"),
+    (lambda m: m["sources"]["fake"].update(commit="abc"), "full 40-hex-digit hash"),
+    (lambda m: m["rooms"][0]["files"][0].update(out="../escape.npy"), "relative path under"),
+    (lambda m: m["rooms"][0].update(source="nope"), "unknown source"),
+])
+def test_bad_manifest_is_a_one_line_error(tmp_path, fake_source, change, message):
+    mirror, commit, files = fake_source
+    path = _manifest(tmp_path, commit, files)
+    manifest = yaml.safe_load(path.read_text())
+    change(manifest)
+    path.write_text(yaml.safe_dump(manifest))
+    with pytest.raises(PcsegError, match=message):
+        rebuild.load_manifest(path)
+
+
+def test_shipped_manifest_is_valid_and_splits_by_room():
+    rooms = rebuild.load_manifest(rebuild.MANIFEST)
+    names = [r.room for r in rooms]
+    assert len(names) == len(set(names)), "a room is listed twice"
+    for room in rooms:
+        if room.layout == "scannet":
+            assert all(Path(f.out).name.startswith(room.room + "_") for f in room.files)
+
+
+@pytest.mark.slow
+def test_real_rebuild_from_the_fetched_snapshots_and_shared_copies(tmp_path):
+    rooms = rebuild.load_manifest(rebuild.MANIFEST)
+    reachable = [r for r in rooms if rebuild.mirror_git_dir(MIRROR, r.source.repository)
+                 or (r.source.shared and (SHARED / r.source.shared).is_dir())]
+    if not reachable:
+        pytest.skip(f"no source of the manifest under {MIRROR} or {SHARED}")
+    report = rebuild.rebuild(reachable, tmp_path / "out", MIRROR, SHARED, progress=False)
+    assert not report.refused
+    on_disk = [r for r in reachable if all((tmp_path / "out" / f.out).is_file() for f in r.files)]
+    assert on_disk, f"nothing rebuilt: {report.skipped}"
+    for room in on_disk:
+        for f in room.files:
+            if f.out.endswith("_vert.npy"):
+                vert = np.load(tmp_path / "out" / f.out)
+                labels = np.load(tmp_path / "out" / f.out.replace("_vert.npy", "_sem_label.npy"))
+                assert vert.shape[1] >= 6 and len(vert) == len(labels)
+                assert labels.max() <= 40
