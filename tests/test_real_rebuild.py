@@ -167,6 +167,11 @@ def test_output_inside_the_repository_is_refused(tmp_path, fake_source, capsys):
     (lambda m: m["sources"]["fake"].update(commit="abc"), "full 40-hex-digit hash"),
     (lambda m: m["rooms"][0]["files"][0].update(out="../escape.npy"), "relative path under"),
     (lambda m: m["rooms"][0].update(source="nope"), "unknown source"),
+    (lambda m: m["rooms"][0].update(room="scene0102"), "does not belong to room scene0102"),
+    (lambda m: m["rooms"].append(dict(m["rooms"][0], files=[])), "no files"),
+    (lambda m: m["rooms"][0]["files"].append(m["rooms"][0]["files"][0]), "written twice"),
+    (lambda m: m["rooms"].append(dict(m["rooms"][0], files=[
+        {"path": "x", "out": "scannet/scene0101_02_vert.npy", "sha256": "0" * 64}])), "listed twice"),
 ])
 def test_bad_manifest_is_a_one_line_error(tmp_path, fake_source, change, message):
     mirror, commit, files = fake_source
@@ -178,13 +183,12 @@ def test_bad_manifest_is_a_one_line_error(tmp_path, fake_source, change, message
         rebuild.load_manifest(path)
 
 
-def test_shipped_manifest_is_valid_and_splits_by_room():
-    rooms = rebuild.load_manifest(rebuild.MANIFEST)
-    names = [r.room for r in rooms]
-    assert len(names) == len(set(names)), "a room is listed twice"
-    for room in rooms:
-        if room.layout == "scannet":
-            assert all(Path(f.out).name.startswith(room.room + "_") for f in room.files)
+def test_shipped_manifest_is_valid_and_keeps_the_decided_scannet_split():
+    rooms = {r.room: r for r in rebuild.load_manifest(rebuild.MANIFEST)}
+    val = {"scene0002", "scene0005", "scene0008"}
+    train = {"scene0001", "scene0003", "scene0004", "scene0006", "scene0007"}
+    assert {n for n, r in rooms.items() if r.layout == "scannet" and r.split == "val"} >= val
+    assert {n for n, r in rooms.items() if r.layout == "scannet" and r.split == "train"} >= train
 
 
 @pytest.mark.slow

@@ -111,15 +111,23 @@ def _check_out(out: str, where: str) -> str:
     return parts[0]
 
 
-def load_manifest(path: Path) -> list[Room]:
-    """The manifest's rooms, checked; raises :class:`PcsegError` on any fault or denied name."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PcsegError(f"{path}: unreadable manifest ({str(exc).splitlines()[0]})") from None
-    _require(data, ("sources", "rooms"), str(path))
-    sources = {}
-    for name, src in (data["sources"] or {}).items():
+def _check_room_owns_files(room: str, layout: str, files: list[FileEntry], where: str) -> None:
+    """Every output file must belong to ``room``, so that a split by room is a split by file.
+
+    ScanNet: ``scannet/<room>_SS_...``; S3DIS: ``s3dis/<room>/...``; PLY: ``ply/<room>.ply``.
+    """
+    for f in files:
+        out = Path(f.out)
+        owned = {"scannet": len(out.parts) == 2 and out.name.startswith(f"{room}_"),
+                 "s3dis": out.parts[1:1 + len(Path(room).parts)] == Path(room).parts,
+                 "ply": out.relative_to(layout).with_suffix("").as_posix() == room}[layout]
+        if not owned:
+            raise PcsegError(f"{where}: {f.out} does not belong to room {room}")
+
+
+def _load_sources(sources: dict, path: Path) -> dict[str, Source]:
+    checked = {}
+    for name, src in (sources or {}).items():
         where = f"{path}: source {name}"
         _require(src, ("repository", "commit", "licence", "kind"), where)
         if not COMMIT.match(str(src["commit"])):
@@ -129,37 +137,58 @@ def load_manifest(path: Path) -> list[Room]:
         why = denied(src["repository"])
         if why:
             raise PcsegError(f"{where}: {why}")
-        sources[name] = Source(name, src["repository"], src["commit"], src["licence"], src["kind"],
+        checked[name] = Source(name, src["repository"], src["commit"], src["licence"], src["kind"],
                                src.get("shared"))
+    return checked
+
+
+def _load_room(entry: dict, sources: dict[str, Source], where: str) -> Room:
+    _require(entry, ("room", "source", "split", "files"), where)
+    if entry["source"] not in sources:
+        raise PcsegError(f"{where}: unknown source {entry['source']!r}")
+    if entry["split"] not in SPLITS:
+        raise PcsegError(f"{where}: split must be train or val, got {entry['split']!r}")
+    files = []
+    for j, f in enumerate(entry["files"] or []):
+        _require(f, ("path", "out", "sha256"), f"{where}.files[{j}]")
+        if not SHA256.match(str(f["sha256"])):
+            raise PcsegError(f"{where}.files[{j}]: sha256 must be 64 lowercase hex digits")
+        files.append(FileEntry(f["path"], f["out"], f["sha256"]))
+    if not files:
+        raise PcsegError(f"{where}: no files")
+    source = sources[entry["source"]]
+    why = denied(source.repository, entry["room"], *(f.path for f in files), *(f.out for f in files))
+    if why:
+        raise PcsegError(f"{where}: {why}")
+    layouts = {_check_out(f.out, where) for f in files}
+    if len(layouts) != 1:
+        raise PcsegError(f"{where}: a room's files must share one layout, got {sorted(layouts)}")
+    layout = layouts.pop()
+    _check_room_owns_files(entry["room"], layout, files, where)
+    return Room(entry["room"], layout, entry["split"], source, tuple(files))
+
+
+def load_manifest(path: Path) -> list[Room]:
+    """The manifest's rooms, checked; raises :class:`PcsegError` on any fault or denied name."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise PcsegError(f"{path}: unreadable manifest ({str(exc).splitlines()[0]})") from None
+    _require(data, ("sources", "rooms"), str(path))
+    sources = _load_sources(data["sources"], path)
     rooms, outs = [], set()
     for i, entry in enumerate(data["rooms"] or []):
         where = f"{path}: rooms[{i}]"
-        _require(entry, ("room", "source", "split", "files"), where)
-        if entry["source"] not in sources:
-            raise PcsegError(f"{where}: unknown source {entry['source']!r}")
-        if entry["split"] not in SPLITS:
-            raise PcsegError(f"{where}: split must be train or val, got {entry['split']!r}")
-        files = []
-        for j, f in enumerate(entry["files"] or []):
-            fwhere = f"{where}.files[{j}]"
-            _require(f, ("path", "out", "sha256"), fwhere)
-            if not SHA256.match(str(f["sha256"])):
-                raise PcsegError(f"{fwhere}: sha256 must be 64 lowercase hex digits")
-            if f["out"] in outs:
-                raise PcsegError(f"{fwhere}: {f['out']} is written twice")
-            outs.add(f["out"])
-            files.append(FileEntry(f["path"], f["out"], f["sha256"]))
-        if not files:
-            raise PcsegError(f"{where}: no files")
-        layouts = {_check_out(f.out, where) for f in files}
-        if len(layouts) != 1:
-            raise PcsegError(f"{where}: a room's files must share one layout, got {sorted(layouts)}")
-        why = denied(sources[entry["source"]].repository, entry["room"],
-                     *(f.path for f in files), *(f.out for f in files))
-        if why:
-            raise PcsegError(f"{where}: {why}")
-        rooms.append(Room(entry["room"], layouts.pop(), entry["split"], sources[entry["source"]],
-                          tuple(files)))
+        room = _load_room(entry, sources, where)
+        if room.room in {r.room for r in rooms}:
+            raise PcsegError(f"{where}: room {room.room} is listed twice (the split is by room: "
+                             "every scan of a room belongs in its one entry)")
+        room_outs = [f.out for f in room.files]
+        twice = (outs & set(room_outs)) | {o for o in room_outs if room_outs.count(o) > 1}
+        if twice:
+            raise PcsegError(f"{where}: {sorted(twice)[0]} is written twice")
+        outs |= set(room_outs)
+        rooms.append(room)
     return rooms
 
 
