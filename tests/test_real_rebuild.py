@@ -146,6 +146,40 @@ def test_deny_listed_repository_or_room_is_refused_before_anything_is_written(
     assert not out.exists()
 
 
+def test_files_sharing_an_output_are_merged_without_repeated_points(tmp_path):
+    work = tmp_path / "work"
+    ann = work / "Area_2" / "office_3" / "Annotations"
+    ann.mkdir(parents=True)
+    (ann / "wall_0.txt").write_text("1.0 2.0 0.5 10 10 10\n1.0 2.1 0.5 10 10 10\n")
+    (ann / "wall_1.txt").write_text("1.0 2.1 0.5 10 10 10\n1.0 2.2 0.5 10 10 10\n")
+    _git("init", "-q", cwd=work)
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "room", cwd=work)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    mirror = tmp_path / "mirror"
+    (mirror / "someone+rooms").mkdir(parents=True)
+    (work / ".git").rename(mirror / "someone+rooms" / "repo")
+    merged = b"1.0 2.0 0.5 10 10 10\n1.0 2.1 0.5 10 10 10\n1.0 2.2 0.5 10 10 10\n"
+    out = "s3dis/Area_2/office_3/Annotations/wall_1.txt"
+    files = [{"path": f"Area_2/office_3/Annotations/{n}", "out": out,
+              "sha256": hashlib.sha256((ann / n).read_bytes()).hexdigest()} for n in ("wall_0.txt", "wall_1.txt")]
+    manifest = {"sources": {"fake": {"repository": "someone/rooms", "commit": commit, "licence": "test",
+                                     "kind": "lidar"}},
+                "rooms": [{"room": "Area_2/office_3", "source": "fake", "split": "val", "files": files,
+                           "merged": {out: hashlib.sha256(merged).hexdigest()}}]}
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    report = rebuild.rebuild(rebuild.load_manifest(path), tmp_path / "out", mirror, tmp_path, progress=False)
+    assert report.written == [out]
+    assert (tmp_path / "out" / out).read_bytes() == merged
+    assert yaml.safe_load((tmp_path / "out" / "split.yaml").read_text())["s3dis"]["val"] == ["Area_2/office_3"]
+    manifest["rooms"][0]["merged"][out] = "1" * 64
+    path.write_text(yaml.safe_dump(manifest))
+    report = rebuild.rebuild(rebuild.load_manifest(path), tmp_path / "out2", mirror, tmp_path, progress=False)
+    assert "merged sha256" in report.refused[out] and not (tmp_path / "out2" / out).exists()
+
+
 def test_deny_list_catches_names_inside_paths():
     assert rebuild.denied("a/b", "scannet/scene0009_02_vert.npy")
     assert rebuild.denied("a/b", "Stanford/Area_1/conferenceRoom_1/Annotations/chair_1.txt")
@@ -169,7 +203,7 @@ def test_output_inside_the_repository_is_refused(tmp_path, fake_source, capsys):
     (lambda m: m["rooms"][0].update(source="nope"), "unknown source"),
     (lambda m: m["rooms"][0].update(room="scene0102"), "does not belong to room scene0102"),
     (lambda m: m["rooms"].append(dict(m["rooms"][0], files=[])), "no files"),
-    (lambda m: m["rooms"][0]["files"].append(m["rooms"][0]["files"][0]), "written twice"),
+    (lambda m: m["rooms"][0]["files"].append(m["rooms"][0]["files"][0]), "merged must give the sha256"),
     (lambda m: m["rooms"].append(dict(m["rooms"][0], files=[
         {"path": "x", "out": "scannet/scene0101_02_vert.npy", "sha256": "0" * 64}])), "listed twice"),
 ])
@@ -203,6 +237,10 @@ def test_real_rebuild_from_the_fetched_snapshots_and_shared_copies(tmp_path):
     on_disk = [r for r in reachable if all((tmp_path / "out" / f.out).is_file() for f in r.files)]
     assert on_disk, f"nothing rebuilt: {report.skipped}"
     for room in on_disk:
+        for name in room.outputs():
+            if name.endswith(".txt"):  # S3DIS annotations: x y z r g b, metres, z up
+                points = np.loadtxt(tmp_path / "out" / name, ndmin=2)
+                assert points.shape[1] == 6 and -1 < points[:, 2].min() and points[:, 2].max() < 6
         for f in room.files:
             if f.out.endswith("_vert.npy"):
                 vert = np.load(tmp_path / "out" / f.out)

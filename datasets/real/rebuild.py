@@ -94,6 +94,19 @@ class Room:
     split: str
     source: Source
     files: tuple[FileEntry, ...]
+    merged: dict[str, str] = field(default_factory=dict)
+
+    def outputs(self) -> dict[str, list[FileEntry]]:
+        """Each output path with the files written to it (several: merged, see :func:`merge_lines`)."""
+        groups: dict[str, list[FileEntry]] = {}
+        for f in self.files:
+            groups.setdefault(f.out, []).append(f)
+        return groups
+
+    def expected_sha256(self, out: str) -> str:
+        """The sha256 the output ``out`` must have: its file's, or the merged digest."""
+        group = self.outputs()[out]
+        return group[0].sha256 if len(group) == 1 else self.merged[out]
 
 
 def _require(entry: dict, keys: tuple[str, ...], where: str) -> None:
@@ -165,7 +178,15 @@ def _load_room(entry: dict, sources: dict[str, Source], where: str) -> Room:
         raise PcsegError(f"{where}: a room's files must share one layout, got {sorted(layouts)}")
     layout = layouts.pop()
     _check_room_owns_files(entry["room"], layout, files, where)
-    return Room(entry["room"], layout, entry["split"], source, tuple(files))
+    room = Room(entry["room"], layout, entry["split"], source, tuple(files), dict(entry.get("merged") or {}))
+    shared_outs = {out for out, group in room.outputs().items() if len(group) > 1}
+    if set(room.merged) != shared_outs:
+        raise PcsegError(f"{where}: merged must give the sha256 of exactly the outputs written from "
+                         f"several files ({', '.join(sorted(shared_outs)) or 'none'})")
+    for out, digest in room.merged.items():
+        if not SHA256.match(str(digest)) or not out.endswith(".txt"):
+            raise PcsegError(f"{where}: merged {out}: a .txt output and 64 lowercase hex digits expected")
+    return room
 
 
 def load_manifest(path: Path) -> list[Room]:
@@ -176,18 +197,13 @@ def load_manifest(path: Path) -> list[Room]:
         raise PcsegError(f"{path}: unreadable manifest ({str(exc).splitlines()[0]})") from None
     _require(data, ("sources", "rooms"), str(path))
     sources = _load_sources(data["sources"], path)
-    rooms, outs = [], set()
+    rooms = []
     for i, entry in enumerate(data["rooms"] or []):
         where = f"{path}: rooms[{i}]"
         room = _load_room(entry, sources, where)
         if room.room in {r.room for r in rooms}:
             raise PcsegError(f"{where}: room {room.room} is listed twice (the split is by room: "
                              "every scan of a room belongs in its one entry)")
-        room_outs = [f.out for f in room.files]
-        twice = (outs & set(room_outs)) | {o for o in room_outs if room_outs.count(o) > 1}
-        if twice:
-            raise PcsegError(f"{where}: {sorted(twice)[0]} is written twice")
-        outs |= set(room_outs)
         rooms.append(room)
     return rooms
 
@@ -260,36 +276,66 @@ def _fetch(room: Room, entry: FileEntry, mirror: Path, shared: Path) -> tuple[by
                   f"{src.commit[:7]} (snapshots lack files of 4 MiB and more)")
 
 
+def merge_lines(parts: list[bytes]) -> bytes:
+    """The lines of ``parts`` in order, each kept once (repeated points dropped), blank lines out.
+
+    Used where a source splits one object over several files that repeat each other's points.
+    """
+    seen, kept = set(), []
+    for part in parts:
+        for line in part.splitlines():
+            if line.strip() and line not in seen:
+                seen.add(line)
+                kept.append(line)
+    return b"\n".join(kept) + b"\n"
+
+
+def _build_output(room: Room, out: str, mirror: Path, shared: Path) -> tuple[bytes | None, str]:
+    """The verified bytes of output ``out`` of ``room``, or (None, why not); see :class:`Report`."""
+    parts, origins = [], []
+    for entry in room.outputs()[out]:
+        data, origin = _fetch(room, entry, mirror, shared)
+        if data is None:
+            return None, f"skip:{origin}"
+        got = sha256_of(data)
+        if got != entry.sha256:
+            return None, (f"refuse:{entry.path}: sha256 {got[:12]}... from {origin}, "
+                          f"manifest says {entry.sha256[:12]}...")
+        parts.append(data)
+        origins.append(origin)
+    data = parts[0] if len(parts) == 1 else merge_lines(parts)
+    if sha256_of(data) != room.expected_sha256(out):
+        return None, f"refuse:merged sha256 {sha256_of(data)[:12]}... differs from the manifest's"
+    return data, origins[0]
+
+
 def rebuild(rooms: list[Room], out: Path, mirror: Path, shared: Path, progress: bool = True) -> Report:
-    """Put every file of ``rooms`` under ``out`` (verified, atomic, resumable); see the module doc."""
+    """Put every output of ``rooms`` under ``out`` (verified, atomic, resumable); see the module doc."""
     from tqdm import tqdm
 
     out = check_output_folder(out)
     report = Report()
-    entries = [(room, f) for room in rooms for f in room.files]
-    for room, entry in tqdm(entries, desc="rebuild", unit="file", disable=not progress):
-        target = out / entry.out
-        if target.is_file() and file_sha256(target) == entry.sha256:
-            report.present.append(entry.out)
+    outputs = [(room, name) for room in rooms for name in room.outputs()]
+    for room, name in tqdm(outputs, desc="rebuild", unit="file", disable=not progress):
+        target = out / name
+        if target.is_file() and file_sha256(target) == room.expected_sha256(name):
+            report.present.append(name)
             continue
-        data, origin = _fetch(room, entry, mirror, shared)
+        data, why = _build_output(room, name, mirror, shared)
         if data is None:
-            report.skipped[entry.out] = origin
-            continue
-        got = sha256_of(data)
-        if got != entry.sha256:
-            report.refused[entry.out] = f"sha256 {got[:12]}... from {origin}, manifest says {entry.sha256[:12]}..."
+            kind, reason = why.split(":", 1)
+            (report.skipped if kind == "skip" else report.refused)[name] = reason
             continue
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)
-        report.written.append(entry.out)
+        report.written.append(name)
     write_split(rooms, out)
     write_status(rooms, out, report)
     return report
 
 
 def _on_disk(room: Room, out: Path) -> bool:
-    return all((out / f.out).is_file() for f in room.files)
+    return all((out / name).is_file() for name in room.outputs())
 
 
 def write_split(rooms: list[Room], out: Path) -> None:
@@ -312,8 +358,9 @@ def write_status(rooms: list[Room], out: Path, report: Report) -> None:
         if _on_disk(room, out):
             key = (room.layout, room.source.kind, room.split)
             rows[key]["rooms"] += 1
-            rows[key]["files"] += len(room.files)
-            rows[key]["scans"] += len({SCAN.sub("", Path(f.out).name) for f in room.files})
+            rows[key]["files"] += len(room.outputs())
+            rows[key]["scans"] += (len({SCAN.sub("", Path(f.out).name) for f in room.files})
+                                   if room.layout == "scannet" else 1)
     lines = ["# Real labelled rooms on disk", "",
              "Written by `datasets/real/rebuild.py` from `datasets/real/sources.yaml`; the split is in",
              "`split.yaml`, each room's source, licence and classes in `datasets/REAL.md`.", "",
