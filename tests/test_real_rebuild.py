@@ -183,6 +183,7 @@ def test_files_sharing_an_output_are_merged_without_repeated_points(tmp_path):
 def test_deny_list_catches_names_inside_paths():
     assert rebuild.denied("a/b", "scannet/scene0009_02_vert.npy")
     assert rebuild.denied("a/b", "Stanford/Area_1/conferenceRoom_1/Annotations/chair_1.txt")
+    assert rebuild.denied("a/b", "stanford_indoor3d/Area_1_conferenceRoom_1.npy")
     assert rebuild.denied("a/b", "s3dis/Area_1/conferenceRoom_2/Annotations/chair_1.txt") is None
     assert rebuild.denied("a/b", "scannet/scene0011_00_vert.npy") is None
 

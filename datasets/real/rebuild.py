@@ -3,8 +3,10 @@
 Every file of the manifest is read at its repository's commit from a fetched snapshot
 (``MIRROR/<owner>+<name>/repo`` or ``.../repo/.git``, a bare git directory read with
 ``git cat-file``) or, failing that, from a copy under ``SHARED/<source's shared folder>``; its
-sha256 must match the manifest's before it is written (atomically) to ``OUT/<out>``. Files
-already in ``OUT`` with the right sha256 are kept, so a re-run resumes. Nothing is fetched
+sha256 must match the manifest's before it is written (atomically) to ``OUT/<out>``. Where a
+source splits one object over several files that repeat each other's points, the files sharing an
+``out`` are merged with the repeats dropped and the result checked against the manifest's
+``merged`` sha256. Outputs already in ``OUT`` with the right sha256 are kept, so a re-run resumes. Nothing is fetched
 from the network. ``OUT`` must lie outside this repository: the data's terms forbid
 redistributing it.
 
@@ -53,7 +55,7 @@ KINDS = ("rgbd", "lidar")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SCANNET_ROOM = re.compile(r"scene\d{4}")
-S3DIS_ROOM = re.compile(r"Area_\d+/[A-Za-z]+_\d+")
+S3DIS_ROOM = re.compile(r"(Area_\d+)[/_]([A-Za-z]+_\d+)")  # Area_1/office_2 or Area_1_office_2
 #: The part of a file name that differs between the files of one scan (ScanNet's pairs).
 SCAN = re.compile(r"(_vert\.npy|_sem_label\.npy|_vh_clean_2\.ply|_vh_clean_2\.labels\.ply)$")
 
@@ -64,7 +66,7 @@ def denied(repository: str, *names: str) -> str | None:
         return f"repository {repository} is kept for independent evaluation"
     for name in names:
         rooms = set(SCANNET_ROOM.findall(name)) & DENIED_SCANNET_ROOMS
-        rooms |= set(S3DIS_ROOM.findall(name)) & DENIED_S3DIS_ROOMS
+        rooms |= {f"{area}/{room}" for area, room in S3DIS_ROOM.findall(name)} & DENIED_S3DIS_ROOMS
         if rooms:
             return f"{sorted(rooms)[0]} is kept for independent evaluation"
     return None
