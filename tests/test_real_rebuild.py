@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib.util
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -35,27 +36,38 @@ def _git(*args, cwd):
                         "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
 
 
-@pytest.fixture
-def fake_source(tmp_path):
-    """A fetched snapshot (mirror layout) of a fake repository holding two ScanNet-like scans."""
+def _fake_snapshot(tmp_path, repository: str, files: dict[str, bytes]):
+    """A fetched snapshot (mirror layout) of a repository committing ``files``; (mirror, commit)."""
     work = tmp_path / "work"
-    files = {}
-    for scan in ("scene0101_00", "scene0101_01"):
-        for suffix, array in (("_vert.npy", np.arange(12, dtype=np.float32).reshape(2, 6)),
-                              ("_sem_label.npy", np.array([1, 2], dtype=np.uint32))):
-            path = work / "export" / f"{scan}{suffix}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, array)
-            files[f"export/{scan}{suffix}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for path, data in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_bytes(data)
     _git("init", "-q", cwd=work)
     _git("add", ".", cwd=work)
-    _git("commit", "-q", "-m", "scans", cwd=work)
+    _git("commit", "-q", "-m", "data", cwd=work)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
                             text=True).stdout.strip()
     mirror = tmp_path / "mirror"
-    (mirror / "someone+scans").mkdir(parents=True)
-    (work / ".git").rename(mirror / "someone+scans" / "repo")
-    return mirror, commit, files
+    (mirror / repository.replace("/", "+")).mkdir(parents=True)
+    (work / ".git").rename(mirror / repository.replace("/", "+") / "repo")
+    return mirror, commit
+
+
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_source(tmp_path):
+    """A fetched snapshot of a fake repository holding two ScanNet-like scans of one room."""
+    data = {}
+    for scan in ("scene0101_00", "scene0101_01"):
+        data[f"export/{scan}_vert.npy"] = _npy_bytes(np.arange(12, dtype=np.float32).reshape(2, 6))
+        data[f"export/{scan}_sem_label.npy"] = _npy_bytes(np.array([1, 2], dtype=np.uint32))
+    mirror, commit = _fake_snapshot(tmp_path, "someone/scans", data)
+    return mirror, commit, {path: hashlib.sha256(b).hexdigest() for path, b in data.items()}
 
 
 def _manifest(tmp_path, commit, files, *, repository="someone/scans", room="scene0101", shared=None):
@@ -147,23 +159,13 @@ def test_deny_listed_repository_or_room_is_refused_before_anything_is_written(
 
 
 def test_files_sharing_an_output_are_merged_without_repeated_points(tmp_path):
-    work = tmp_path / "work"
-    ann = work / "Area_2" / "office_3" / "Annotations"
-    ann.mkdir(parents=True)
-    (ann / "wall_0.txt").write_text("1.0 2.0 0.5 10 10 10\n1.0 2.1 0.5 10 10 10\n")
-    (ann / "wall_1.txt").write_text("1.0 2.1 0.5 10 10 10\n1.0 2.2 0.5 10 10 10\n")
-    _git("init", "-q", cwd=work)
-    _git("add", ".", cwd=work)
-    _git("commit", "-q", "-m", "room", cwd=work)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
-                            text=True).stdout.strip()
-    mirror = tmp_path / "mirror"
-    (mirror / "someone+rooms").mkdir(parents=True)
-    (work / ".git").rename(mirror / "someone+rooms" / "repo")
+    pieces = {"Area_2/office_3/Annotations/wall_0.txt": b"1.0 2.0 0.5 10 10 10\n1.0 2.1 0.5 10 10 10\n",
+              "Area_2/office_3/Annotations/wall_1.txt": b"1.0 2.1 0.5 10 10 10\n1.0 2.2 0.5 10 10 10\n"}
+    mirror, commit = _fake_snapshot(tmp_path, "someone/rooms", pieces)
     merged = b"1.0 2.0 0.5 10 10 10\n1.0 2.1 0.5 10 10 10\n1.0 2.2 0.5 10 10 10\n"
     out = "s3dis/Area_2/office_3/Annotations/wall_1.txt"
-    files = [{"path": f"Area_2/office_3/Annotations/{n}", "out": out,
-              "sha256": hashlib.sha256((ann / n).read_bytes()).hexdigest()} for n in ("wall_0.txt", "wall_1.txt")]
+    files = [{"path": path, "out": out, "sha256": hashlib.sha256(data).hexdigest()}
+             for path, data in pieces.items()]
     manifest = {"sources": {"fake": {"repository": "someone/rooms", "commit": commit, "licence": "test",
                                      "kind": "lidar"}},
                 "rooms": [{"room": "Area_2/office_3", "source": "fake", "split": "val", "files": files,
