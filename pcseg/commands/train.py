@@ -8,18 +8,29 @@ def register(subparsers) -> None:
     parser.add_argument("--config", required=True,
                         help="a YAML file or a bundled config name (e.g. pointnet_synthetic)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.lr=0.002 (repeatable)")
+                        help="override a config value, e.g. --set train.lr=0.002 (repeatable; "
+                             "applies to every stage of a staged config)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics, plots)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from ..checkpoint import load_checkpoint
     from ..config import apply_overrides, load_config
     from ..training.loop import train
     from ..training.run_dir import RunDir
+    from ..training.stages import PLAN_FILE, is_staged, train_stages
 
+    if args.resume and (Path(args.out) / PLAN_FILE).is_file():
+        train_stages({}, [], args.out, resume=True)
+        return 0
+    if not args.resume and is_staged(load_config(args.config)):
+        last = train_stages(load_config(args.config), args.overrides, args.out)
+        print(f"all stages done; the last stage's run folder: {last}")
+        return 0
     if args.resume:
         config = load_checkpoint(RunDir(args.out, resume=True).last)["config"]
     else:
