@@ -1,9 +1,12 @@
 """Figures and tables for a bundled model's card (pcseg/weights/<name>.md).
 
     python scripts/model_card_figures.py MODEL OUT_DIR [--real ../shared/real] [--only NAME ...]
+        [--real-rooms CACHE/AREA/ROOM ...]
 
-Segments the sample room (scored against datasets/samples/room_labels.ply) and every
-real scan in --real, writes one PNG per scan to OUT_DIR, and prints Markdown tables:
+Segments the sample room (scored against datasets/samples/room_labels.ply), every
+real scan in --real and every labelled room of a prepared cache named by --real-rooms
+(prediction | truth | errors, with its OA and mIoU), writes one PNG per scan or room to
+OUT_DIR, and prints Markdown tables:
 per scan the points, time, the most frequent classes, and where floor, ceiling and wall
 points lie in height (median height of the class's points, 0 = lowest point of the scan,
 1 = highest), the plausibility check of the card.
@@ -18,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pcseg.io import read_cloud
+from pcseg.data.rooms import load_room, read_room_entry
+from pcseg.io import Cloud, read_cloud
 from pcseg.metrics import confusion_matrix, scores
 from pcseg.segment import Segmenter
 from pcseg.up_axis import to_z_up
@@ -66,11 +70,13 @@ def main() -> None:
     parser.add_argument("model", help="bundled model name or checkpoint")
     parser.add_argument("out", help="folder for the PNGs")
     parser.add_argument("--real", default=str(ROOT.parent / "shared" / "real"), help="folder of real scans")
-    parser.add_argument("--only", nargs="+", choices=["sample", *REAL_SCANS], metavar="NAME",
-                        help="segment only these: 'sample' (the sample room) or real scan file names, e.g. to split the work "
-                             "between processes")
+    parser.add_argument("--real-rooms", nargs="+", default=[], metavar="CACHE/AREA/ROOM",
+                        help="labelled rooms of a prepared cache to picture against their truth")
+    parser.add_argument("--only", nargs="+", choices=["sample", "rooms", *REAL_SCANS], metavar="NAME",
+                        help="segment only these: 'sample' (the sample room), 'rooms' (--real-rooms) or real "
+                             "scan file names, e.g. to split the work between processes")
     args = parser.parse_args()
-    todo = set(args.only or ["sample", *REAL_SCANS])
+    todo = set(args.only or ["sample", "rooms", *REAL_SCANS])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.model).stem
@@ -84,6 +90,18 @@ def main() -> None:
         render_png(out / f"{stem}_sample_room.png", truth.xyz, labels, names, gt=truth.labels,
                    title="datasets/samples/room.ply")
         print(f"sample room ({len(truth):,} points): OA {100 * result['OA']:.1f}, "
+              f"mIoU {100 * result['mIoU']:.1f}\n")
+
+    for folder in (Path(r) for r in args.real_rooms if "rooms" in todo):
+        cache, rel = folder.parents[1], f"{folder.parent.name}/{folder.name}"
+        room = load_room(cache, read_room_entry(cache, rel), mmap=False)
+        cloud = Cloud.from_arrays(room.xyz, rgb=room.rgb)
+        segmenter.up = "z"
+        labels, _ = segmenter.labels(cloud, progress=False)
+        result = scores(confusion_matrix(room.labels, labels, len(names)))
+        render_png(out / f"{stem}_real_{folder.name}.png", room.xyz, labels, names, gt=room.labels,
+                   title=f"{rel} (real, validation)")
+        print(f"real room {rel} ({len(room.labels):,} points): OA {100 * result['OA']:.1f}, "
               f"mIoU {100 * result['mIoU']:.1f}\n")
 
     print("| scan | up | points | time | most frequent labels | median height (0 low, 1 high) |")
