@@ -137,6 +137,30 @@ def test_augmentations(rng):
     np.testing.assert_array_equal(same[0], xyz)
 
 
+def test_colour_gains_are_one_lighting_and_one_white_balance_per_block(rng):
+    xyz = rng.uniform(0, 1, (400, 3)).astype(np.float32)
+    rgb = rng.uniform(0.05, 0.3, (400, 3)).astype(np.float32)     # dark enough that no gain clips
+    center = np.array([0.5, 0.5])
+    light = AugmentConfig.none()
+    light.brightness = 0.3
+    _, lit = augment_block(xyz, rgb, center, light, np.random.default_rng(3))
+    gain = lit / rgb
+    np.testing.assert_allclose(gain, gain[0, 0], rtol=1e-5)           # one gain, every channel
+    assert abs(np.log(gain[0, 0])) > 1e-3
+    balance = AugmentConfig.none()
+    balance.white_balance = 0.2
+    _, balanced = augment_block(xyz, rgb, center, balance, np.random.default_rng(4))
+    gains = balanced / rgb
+    np.testing.assert_allclose(gains, np.broadcast_to(gains[0], gains.shape), rtol=1e-5)  # per channel
+    assert np.ptp(gains[0]) > 1e-3
+    # off, they draw nothing: the jitter that follows is what it was without them
+    noise_only = AugmentConfig.none()
+    noise_only.color_jitter = 0.05
+    _, noisy = augment_block(xyz, rgb, center, noise_only, np.random.default_rng(5))
+    noise = np.random.default_rng(5).normal(0, 0.05, rgb.shape).astype(np.float32)
+    np.testing.assert_array_equal(noisy, np.clip(rgb + noise, 0, 1))
+
+
 def test_class_weights():
     w = class_weights([1000, 100, 0, 10])
     assert w[2] == 0 and w[3] > w[1] > w[0]

@@ -24,11 +24,13 @@ class AugmentConfig:
     flip_p: float = 0.5              # probability of mirroring x, and independently y
     color_jitter: float = 0.05       # std of additive colour noise (0-1 scale)
     color_drop_p: float = 0.2        # probability that the block's colours become MISSING_RGB
+    brightness: float = 0.0          # std of the block's log brightness gain (lighting); 0 = off
+    white_balance: float = 0.0       # std of each channel's log gain (white balance); 0 = off
 
     @classmethod
     def none(cls) -> "AugmentConfig":
         return cls(rotate_z=False, scale=None, jitter_sigma=0.0, jitter_clip=0.0, flip_p=0.0,
-                   color_jitter=0.0, color_drop_p=0.0)
+                   color_jitter=0.0, color_drop_p=0.0, brightness=0.0, white_balance=0.0)
 
 
 def augment_block(xyz: np.ndarray, rgb: np.ndarray, center: np.ndarray, cfg: AugmentConfig,
@@ -61,6 +63,18 @@ def augment_block(xyz: np.ndarray, rgb: np.ndarray, center: np.ndarray, cfg: Aug
         xyz = xyz + noise.astype(np.float32)
     if cfg.color_drop_p and rng.random() < cfg.color_drop_p:
         rgb[:] = MISSING_RGB
-    elif cfg.color_jitter:
-        rgb = np.clip(rgb + rng.normal(0, cfg.color_jitter, rgb.shape).astype(np.float32), 0, 1)
+    else:
+        rgb = _recolour(rgb, cfg, rng)
     return xyz, rgb
+
+
+def _recolour(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Another sensor's colours: a lighting gain on all channels, a white-balance gain per
+    channel (both log-normal, one draw per block), then per-point noise; clipped to [0, 1].
+    An augmentation that is off draws nothing, so older recipes keep their samples."""
+    if cfg.brightness or cfg.white_balance:
+        log_gain = rng.normal(0, cfg.brightness) + rng.normal(0, cfg.white_balance, 3)
+        rgb = np.clip(rgb * np.exp(log_gain).astype(np.float32), 0, 1)
+    if cfg.color_jitter:
+        rgb = np.clip(rgb + rng.normal(0, cfg.color_jitter, rgb.shape).astype(np.float32), 0, 1)
+    return rgb
