@@ -22,29 +22,28 @@ def workers_count(text: str) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("prepare", help="prepare a dataset into the per-room cache")
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
-    s3dis = kinds.add_parser("s3dis", help="raw S3DIS (Stanford3dDataset_v1.2_Aligned_Version)")
-    s3dis.add_argument("src", help="S3DIS root holding Area_1 ... Area_6")
-    s3dis.add_argument("dst", help="output cache folder (re-running resumes)")
-    s3dis.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
-                       help="rooms prepared in parallel (default: min(4, CPUs))")
-    s3dis.set_defaults(func=run_s3dis)
-    scannet = kinds.add_parser("scannet", help="ScanNet scans (NYU40 labels mapped to the 13 S3DIS classes)")
-    scannet.add_argument("src", help="folder holding <scan>_vh_clean_2.ply + .labels.ply, or "
-                                     "<scan>_vert.npy + _sem_label.npy (flat or one folder per scan)")
-    scannet.add_argument("dst", help="output cache folder (re-running resumes)")
+    _kind(kinds, "s3dis", "raw S3DIS (Stanford3dDataset_v1.2_Aligned_Version)",
+                  "S3DIS root holding Area_1 ... Area_6", "rooms", run_s3dis)
+    scannet = _kind(kinds, "scannet", "ScanNet scans (NYU40 labels mapped to the 13 S3DIS classes)",
+                    "folder holding <scan>_vh_clean_2.ply + .labels.ply, or <scan>_vert.npy + "
+                    "_sem_label.npy (flat or one folder per scan)", "scans", run_scannet)
     scannet.add_argument("--mapping", default=None,
                          help="NYU40 -> S3DIS class table (default: datasets/scannet/nyu40_to_s3dis.tsv)")
-    scannet.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
-                         help="scans prepared in parallel (default: min(4, CPUs))")
-    scannet.set_defaults(func=run_scannet)
-    ply = kinds.add_parser("ply", help="a folder of your own labelled PLY/LAS/PCD files")
-    ply.add_argument("src", help="folder of labelled clouds (sub-folders become areas)")
-    ply.add_argument("dst", help="output cache folder (re-running resumes)")
+    ply = _kind(kinds, "ply", "a folder of your own labelled PLY/LAS/PCD files",
+                "folder of labelled clouds (sub-folders become areas)", "files", run_ply)
     ply.add_argument("--classes", required=True,
                      help="class table: .json/.yaml list or {id: name}, or .txt with one name per line")
-    ply.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
-                     help="files prepared in parallel (default: min(4, CPUs))")
-    ply.set_defaults(func=run_ply)
+
+
+def _kind(kinds, name: str, help_text: str, src_help: str, items: str, func):
+    """A ``pcseg prepare NAME SRC DST [--workers N]`` sub-command."""
+    parser = kinds.add_parser(name, help=help_text)
+    parser.add_argument("src", help=src_help)
+    parser.add_argument("dst", help="output cache folder (re-running resumes)")
+    parser.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
+                        help=f"{items} prepared in parallel (default: min(4, CPUs))")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def run_s3dis(args) -> int:
