@@ -1,12 +1,15 @@
-// Operator schemas of torch.ops.pcseg.* and their CPU kernels.
+// Operator schemas of torch.ops.pcseg.* and their CPU kernels; the CUDA
+// kernels (*.cu) are registered here behind the same argument checks.
 //
 // The Python wrappers in pcseg/ops.py validate every argument and always pass
-// contiguous tensors and explicit int64 lengths, so the kernels here only
-// check what they need to stay memory-safe.
+// contiguous tensors and explicit int64 lengths, so the checks here are what
+// the kernels need to stay memory-safe when the operators are called directly
+// (they read the lengths with one reduction: one sync on CUDA).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -21,7 +24,6 @@
 namespace {
 
 constexpr int64_t kFpsLeafSize = 64;
-constexpr int64_t kKnnLeafSize = 32;
 
 int max_threads() {
 #ifdef _OPENMP
@@ -36,6 +38,27 @@ void check_cloud(const at::Tensor& xyz, const at::Tensor& lengths, const char* w
   TORCH_CHECK(xyz.is_contiguous(), what, " must be contiguous");
   TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == xyz.size(0) && lengths.scalar_type() == at::kLong,
               what, " lengths must be int64 of shape (B,)");
+  TORCH_CHECK(lengths.device() == xyz.device(), what, " lengths are on ", lengths.device(), " but ", what, " is on ",
+              xyz.device());
+}
+
+// Smallest and largest value of each (B,) lengths tensor, read in one copy to the host.
+std::vector<int64_t> length_ranges(std::initializer_list<at::Tensor> lengths) {
+  std::vector<int64_t> out;
+  if (lengths.begin()->numel() == 0) return out;
+  std::vector<at::Tensor> ends;
+  for (const at::Tensor& l : lengths) ends.insert(ends.end(), {l.min(), l.max()});
+  const at::Tensor host = at::stack(ends).to(at::kCPU);
+  out.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
+  return out;
+}
+
+void check_fps(const at::Tensor& xyz, int64_t num_samples, const at::Tensor& lengths, int64_t start_idx) {
+  check_cloud(xyz, lengths, "xyz");
+  TORCH_CHECK(num_samples >= 1 && start_idx >= 0, "fps: need num_samples >= 1 and start_idx >= 0");
+  const std::vector<int64_t> range = length_ranges({lengths});
+  TORCH_CHECK(range.empty() || (range[0] >= num_samples && range[1] <= xyz.size(1) && start_idx < range[0]),
+              "fps: lengths/num_samples/start_idx out of range");
 }
 
 // Whole clouds in parallel when the batch can feed every thread, otherwise
@@ -54,14 +77,10 @@ void fps_batch(const T* x, int64_t B, int64_t N, const int64_t* len, int64_t m, 
 }
 
 at::Tensor fps_cpu(const at::Tensor& xyz, int64_t num_samples, const at::Tensor& lengths, int64_t start_idx) {
-  check_cloud(xyz, lengths, "xyz");
+  check_fps(xyz, num_samples, lengths, start_idx);
   const int64_t B = xyz.size(0), N = xyz.size(1);
   auto len = lengths.contiguous();
   const int64_t* len_p = len.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b)
-    TORCH_CHECK(len_p[b] >= num_samples && len_p[b] <= N && start_idx < len_p[b] && num_samples >= 1 &&
-                    start_idx >= 0,
-                "fps: lengths/num_samples/start_idx out of range");
   auto out = at::empty({B, num_samples}, xyz.options().dtype(at::kLong));
   int64_t* out_p = out.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(xyz.scalar_type(), "pcseg_fps_cpu", [&] {
@@ -83,7 +102,7 @@ void tree_queries(const at::Tensor& query, const at::Tensor& ref, int64_t k, con
   const bool same = q == r && M == N;
   const int threads = max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t b = 0; b < B; ++b) trees[b] = new pcseg::KdTree<scalar_t>(r + b * N * 3, rlen[b], kKnnLeafSize);
+  for (int64_t b = 0; b < B; ++b) trees[b] = new pcseg::KdTree<scalar_t>(r + b * N * 3, rlen[b], pcseg::kKnnLeafSize);
   // Cloud b is queried whole against itself.
   const auto self_cloud = [&](int64_t b) { return same && qlen[b] == rlen[b]; };
   // Plain kNN of such a cloud: the queries of each leaf together
@@ -161,12 +180,15 @@ void check_pair(const at::Tensor& query, const at::Tensor& ref, const at::Tensor
   check_cloud(ref, rlen, "ref");
   TORCH_CHECK(query.size(0) == ref.size(0), "query and ref batch sizes differ");
   TORCH_CHECK(query.scalar_type() == ref.scalar_type(), "query and ref dtypes differ");
+  TORCH_CHECK(query.device() == ref.device(), "query is on ", query.device(), " but ref is on ", ref.device());
   TORCH_CHECK(k >= 1, "k must be >= 1");
-  auto ql = qlen.contiguous(), rl = rlen.contiguous();
-  for (int64_t b = 0; b < query.size(0); ++b) {
-    TORCH_CHECK(ql.data_ptr<int64_t>()[b] >= 0 && ql.data_ptr<int64_t>()[b] <= query.size(1), "query_lengths out of range");
-    TORCH_CHECK(rl.data_ptr<int64_t>()[b] >= 1 && rl.data_ptr<int64_t>()[b] <= ref.size(1), "ref_lengths out of range");
-  }
+  const std::vector<int64_t> range = length_ranges({qlen, rlen});
+  TORCH_CHECK(range.empty() || (range[0] >= 0 && range[1] <= query.size(1)), "query_lengths out of range");
+  TORCH_CHECK(range.empty() || (range[2] >= 1 && range[3] <= ref.size(1)), "ref_lengths out of range");
+}
+
+void check_ring(double r_inner, double r_outer) {
+  TORCH_CHECK(r_inner >= 0 && r_outer > r_inner, "ring_knn: need 0 <= r_inner < r_outer");
 }
 
 std::tuple<at::Tensor, at::Tensor> knn_cpu(const at::Tensor& query, const at::Tensor& ref, int64_t k,
@@ -187,7 +209,7 @@ std::tuple<at::Tensor, at::Tensor> ring_knn_cpu(const at::Tensor& query, const a
                                                 double r_inner, double r_outer, const at::Tensor& query_lengths,
                                                 const at::Tensor& ref_lengths) {
   check_pair(query, ref, query_lengths, ref_lengths, k);
-  TORCH_CHECK(r_inner >= 0 && r_outer > r_inner, "ring_knn: need 0 <= r_inner < r_outer");
+  check_ring(r_inner, r_outer);
   const int64_t B = query.size(0), M = query.size(1);
   auto dist = at::empty({B, M, k}, query.options());
   auto idx = at::empty({B, M, k}, query.options().dtype(at::kLong));
@@ -200,6 +222,29 @@ std::tuple<at::Tensor, at::Tensor> ring_knn_cpu(const at::Tensor& query, const a
   });
   return {idx, count};
 }
+
+#ifdef WITH_CUDA
+at::Tensor fps_cuda_checked(const at::Tensor& xyz, int64_t num_samples, const at::Tensor& lengths,
+                            int64_t start_idx) {
+  check_fps(xyz, num_samples, lengths, start_idx);
+  return pcseg::fps_cuda(xyz, num_samples, lengths, start_idx);
+}
+
+std::tuple<at::Tensor, at::Tensor> knn_cuda_checked(const at::Tensor& query, const at::Tensor& ref, int64_t k,
+                                                    const at::Tensor& query_lengths, const at::Tensor& ref_lengths) {
+  check_pair(query, ref, query_lengths, ref_lengths, k);
+  return pcseg::knn_cuda(query, ref, k, query_lengths, ref_lengths);
+}
+
+std::tuple<at::Tensor, at::Tensor> ring_knn_cuda_checked(const at::Tensor& query, const at::Tensor& ref, int64_t k,
+                                                         double r_inner, double r_outer,
+                                                         const at::Tensor& query_lengths,
+                                                         const at::Tensor& ref_lengths) {
+  check_pair(query, ref, query_lengths, ref_lengths, k);
+  check_ring(r_inner, r_outer);
+  return pcseg::ring_knn_cuda(query, ref, k, r_inner, r_outer, query_lengths, ref_lengths);
+}
+#endif
 
 }  // namespace
 
@@ -219,8 +264,8 @@ TORCH_LIBRARY_IMPL(pcseg, CPU, m) {
 
 #ifdef WITH_CUDA
 TORCH_LIBRARY_IMPL(pcseg, CUDA, m) {
-  m.impl("fps", &pcseg::fps_cuda);
-  m.impl("knn", &pcseg::knn_cuda);
-  m.impl("ring_knn", &pcseg::ring_knn_cuda);
+  m.impl("fps", &fps_cuda_checked);
+  m.impl("knn", &knn_cuda_checked);
+  m.impl("ring_knn", &ring_knn_cuda_checked);
 }
 #endif

@@ -1,4 +1,5 @@
-// KD-tree over one point cloud (CPU only, plain C++), built in Morton order.
+// KD-tree over one point cloud, built on the CPU in Morton order. Its nodes are
+// plain data, so a CUDA kernel can search a copy of them (knn/knn_cuda.cu).
 //
 // Points are sorted by the Morton code of their coordinates (10 bits per axis,
 // quantised over the cloud's bounding cube, LSD radix sort): the code's bits
@@ -30,6 +31,21 @@ struct KdNode {
   int32_t left, right;  // children, -1 for a leaf
 };
 
+// Lower bound of the squared distance from q to any point of node nd (0 inside
+// its box), safe for pruning (see gap_to_interval); host and device code.
+template <typename T>
+PCSEG_HD T box_min_dist2(const KdNode<T>& nd, T qx, T qy, T qz) {
+  return sum_sq<T>(gap_to_interval(qx, nd.lo[0], nd.hi[0]), gap_to_interval(qy, nd.lo[1], nd.hi[1]),
+                   gap_to_interval(qz, nd.lo[2], nd.hi[2]));
+}
+
+// Upper bound of the squared distance from q to any point of node nd.
+template <typename T>
+PCSEG_HD T box_max_dist2(const KdNode<T>& nd, T qx, T qy, T qz) {
+  return sum_sq<T>(far_to_interval(qx, nd.lo[0], nd.hi[0]), far_to_interval(qy, nd.lo[1], nd.hi[1]),
+                   far_to_interval(qz, nd.lo[2], nd.hi[2]));
+}
+
 template <typename T>
 struct KdTree {
   std::vector<T> x, y, z;         // coordinates in tree order
@@ -51,14 +67,8 @@ struct KdTree {
   }
 
   // Lower / upper bound of the squared distance from q to node's points.
-  PCSEG_HD T min_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const {
-    return sum_sq<T>(gap_to_interval(qx, nd.lo[0], nd.hi[0]), gap_to_interval(qy, nd.lo[1], nd.hi[1]),
-                     gap_to_interval(qz, nd.lo[2], nd.hi[2]));
-  }
-  PCSEG_HD T max_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const {
-    return sum_sq<T>(far_to_interval(qx, nd.lo[0], nd.hi[0]), far_to_interval(qy, nd.lo[1], nd.hi[1]),
-                     far_to_interval(qz, nd.lo[2], nd.hi[2]));
-  }
+  T min_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const { return box_min_dist2(nd, qx, qy, qz); }
+  T max_dist2(const KdNode<T>& nd, T qx, T qy, T qz) const { return box_max_dist2(nd, qx, qy, qz); }
 
  private:
   static constexpr int kMortonBits = 10;  // per axis: 30-bit codes

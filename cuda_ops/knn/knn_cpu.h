@@ -1,17 +1,16 @@
 // Exact k-nearest-neighbour and annulus (ring) queries on the CPU.
 //
-// Both walk a KD-tree of the reference cloud depth first, nearer child first,
-// and prune a node only when its box lower bound is strictly beyond the
-// current k-th neighbour (an equal distance may still win on a lower index),
-// so the result equals a brute-force scan with the same tie rule.
+// Both walk a KD-tree of the reference cloud with search_tree (tree_search.h,
+// shared with the CUDA kernel of large clouds), leaves scanned by a loop the
+// compiler vectorises.
 #pragma once
 
 #include <cstdint>
 #include <limits>
-#include <utility>
 #include <vector>
 
 #include "../common/kdtree.h"
+#include "tree_search.h"
 
 namespace pcseg {
 
@@ -20,7 +19,7 @@ namespace pcseg {
 // function call per access).
 template <typename T>
 struct SearchScratch {
-  std::vector<std::pair<int32_t, T>> stack;
+  std::vector<StackEntry<T>> stack;
   std::vector<T> distances;
 };
 
@@ -44,19 +43,6 @@ void scan_leaf_into(const KdTree<T>& tree, const KdNode<T>& nd, T qx, T qy, T qz
   }
 }
 
-// Pushes the children of internal node nd with their lower bounds onto a
-// depth-first stack, the farther first, so that the nearer one is searched first.
-template <typename T>
-void push_children(std::pair<int32_t, T>* stack, int& top, const KdNode<T>& nd, T lb_left, T lb_right) {
-  if (lb_left <= lb_right) {
-    stack[top++] = {nd.right, lb_right};
-    stack[top++] = {nd.left, lb_left};
-  } else {
-    stack[top++] = {nd.left, lb_left};
-    stack[top++] = {nd.right, lb_right};
-  }
-}
-
 // Keeps the k best (dist, idx) of one query, ascending, in caller storage.
 // A ring query additionally accepts only r_inner2 <= d2 < r_outer2.
 template <typename T, bool kRing>
@@ -68,35 +54,14 @@ struct TreeSearch {
 
   // dist/idx: (k,) output row, overwritten. Returns the number of real entries.
   int64_t run(T qx, T qy, T qz, T* dist, int64_t* idx) const {
-    for (int64_t j = 0; j < k; ++j) {
-      dist[j] = std::numeric_limits<T>::infinity();
-      idx[j] = -1;
-    }
-    // Depth-first, two children pushed per node popped: depth + 2 slots suffice.
-    std::vector<std::pair<int32_t, T>>& stack = scratch.stack;
+    std::vector<StackEntry<T>>& stack = scratch.stack;
     if (static_cast<int>(stack.size()) < tree.depth + 2) stack.resize(tree.depth + 2);
-    int top = 0;
-    stack[top++] = {0, tree.min_dist2(tree.nodes[0], qx, qy, qz)};
-    while (top > 0) {
-      const auto [id, lb] = stack[--top];
-      if (lb > dist[k - 1]) continue;
-      const KdNode<T>& nd = tree.nodes[id];
-      if (kRing) {
-        if (!(lb < r_outer2)) continue;
-        if (tree.max_dist2(nd, qx, qy, qz) < r_inner2) continue;
-      }
-      if (nd.left < 0) {
-        scan_leaf_into<T, kRing>(tree, nd, qx, qy, qz, k, r_inner2, r_outer2, scratch.distances, dist, idx);
-        continue;
-      }
-      push_children(stack.data(), top, nd, tree.min_dist2(tree.nodes[nd.left], qx, qy, qz),
-                    tree.min_dist2(tree.nodes[nd.right], qx, qy, qz));
-    }
-    int64_t found = 0;
-    while (found < k && idx[found] >= 0) ++found;
-    return found;
+    const auto scan_leaf = [&](const KdNode<T>& nd, T* d, int64_t* i) {
+      scan_leaf_into<T, kRing>(tree, nd, qx, qy, qz, k, r_inner2, r_outer2, scratch.distances, d, i);
+    };
+    return search_tree<T, kRing>(tree.nodes.data(), stack.data(), qx, qy, qz, k, r_inner2, r_outer2, dist, idx,
+                                 scan_leaf);
   }
-
 };
 
 // Lower bound of the squared distance between a point of box a and a point of
@@ -131,15 +96,15 @@ struct LeafSelfSearch {
       dist[j] = std::numeric_limits<T>::infinity();
       idx[j] = -1;
     }
-    std::vector<std::pair<int32_t, T>>& stack = scratch.stack;
+    std::vector<StackEntry<T>>& stack = scratch.stack;
     if (static_cast<int>(stack.size()) < tree.depth + 2) stack.resize(tree.depth + 2);
     int top = 0;
     stack[top++] = {0, box_gap2(leaf, tree.nodes[0])};
     T worst = std::numeric_limits<T>::infinity();  // largest k-th distance of the leaf's queries
     while (top > 0) {
-      const auto [id, lb] = stack[--top];
-      if (lb > worst) continue;
-      const KdNode<T>& nd = tree.nodes[id];
+      const StackEntry<T> entry = stack[--top];
+      if (entry.bound > worst) continue;
+      const KdNode<T>& nd = tree.nodes[entry.node];
       if (nd.left < 0) {
         worst = T(0);
         for (int64_t j = 0; j < m; ++j) {
