@@ -211,6 +211,22 @@ def test_max_pool_equals_mlp_then_amax_with_the_same_gradients_and_statistics(tr
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("name", ["pointnet", "acnn"])
+def test_training_step_under_autocast(name):
+    """AMP: a reduced-precision forward (bfloat16 on the CPU, float16 on CUDA) trains, and the
+    fused pooled layer keeps its running statistics in float32."""
+    torch.manual_seed(0)
+    model = small(name, in_channels=9).train()
+    x = torch.rand(2, 300, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, aux = model(x)
+        loss = logits.float().square().mean() + aux
+    loss.backward()
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert all(b.dtype in (torch.float32, torch.int64) for b in model.buffers())
+
+
 def test_pointnet_gradients_equal_the_unfused_network(monkeypatch):
     torch.manual_seed(0)
     model = build("pointnet", 13, 9).double()

@@ -134,7 +134,11 @@ class SharedMLP(nn.Module):
             weight, bias = last.folded()
             return F.relu(F.linear(x, weight).amax(dim=1) + bias)
         bn = last.bn
-        pooled, mean_z, var_z = _PooledLinearBNReLU.apply(x, last.linear.weight, bn.weight, bn.bias, bn.eps)
+        # In the parameters' dtype even under autocast (AMP): a float16 covariance loses the
+        # variance, and the running statistics it updates are float32.
+        with torch.autocast(x.device.type, enabled=False):
+            pooled, mean_z, var_z = _PooledLinearBNReLU.apply(x.to(last.linear.weight.dtype), last.linear.weight,
+                                                              bn.weight, bn.bias, bn.eps)
         if bn.track_running_stats:
             with torch.no_grad():
                 bn.num_batches_tracked += 1
