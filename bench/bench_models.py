@@ -1,5 +1,8 @@
 """Model throughput on the CPU: forward (eval, no grad) and forward+backward (training mode)
-points/s at 8 x 4096 points with 9 input channels, at 1 and 2 threads.
+points/s at 8 x 4096 points with 9 input channels, at 1 and 2 threads. With ``--device cuda``:
+training points/s on the GPU (forward, cross-entropy, backward, AdamW step) of both models in
+float32, with AMP (float16 autocast + GradScaler, as ``train.amp``), with ``torch.compile`` (as
+``train.compile``) and with both; the first step's time (compilation included) beside each.
 
 PointNet is compared with a plain reference of the same network written the usual way
 (Conv1d on channels-first tensors, the 1088-wide concatenation built, batch norm as its
@@ -9,21 +12,28 @@ the compiled ops, normal estimation, the MLPs / ring convolutions, and the gathe
 ordering around them.
 
     .venv/bin/python bench/bench_models.py [--batch 8] [--points 4096] [--repeats 3] [--threads 1 2]
+    python3 bench/bench_models.py --device cuda [--json rates.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from pcseg.models import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_models import ConvPointNetReference  # noqa: E402
+
+#: GPU training variants: (name, torch.compile, AMP).
+CUDA_VARIANTS = (("float32", False, False), ("amp", False, True), ("compile", True, False),
+                 ("compile + amp", True, True))
 
 #: A-CNN's time categories: profiler event names (aten ops and their autograd nodes)
 #: containing one of the fragments; first match wins, the rest is "elementwise and other".
@@ -85,18 +95,71 @@ def time_split(model, x) -> dict[str, tuple[float, float]]:
     return {k: (shares[0][k], shares[1][k]) for k in shares[0]}
 
 
+def training_step_fn(net, params, x, y, amp: bool):
+    """One training step of net on (x, y) on CUDA: forward (float16 autocast when amp),
+    cross-entropy, backward through a GradScaler, AdamW step."""
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def run():
+        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            logits, aux = net(x)
+            loss = F.cross_entropy(logits.float().transpose(1, 2), y) + aux
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return run
+
+
+def cuda_training_rates(x: torch.Tensor, repeats: int) -> list[dict]:
+    """Training points/s of both models in every CUDA_VARIANTS on x (B, N, 9), already on CUDA."""
+    from cuda_cases import cuda_timed
+
+    y = torch.randint(0, 13, x.shape[:2], device=x.device)
+    rows = []
+    print(f"{'model':<10}{'variant':<16}{'train points/s':>16}{'first step s':>14}")
+    for name in ("pointnet", "acnn"):
+        for variant, compiled, amp in CUDA_VARIANTS:
+            torch.manual_seed(0)
+            model = build(name, 13, x.shape[-1]).to(x.device).train()
+            step = training_step_fn(torch.compile(model) if compiled else model, model.parameters(), x, y, amp)
+            start = time.perf_counter()
+            step()
+            torch.cuda.synchronize()
+            first = time.perf_counter() - start
+            rate = x.shape[0] * x.shape[1] / (cuda_timed(step, repeats) / 1e3)
+            rows.append({"model": name, "variant": variant, "train_points_per_s": rate, "first_step_s": first})
+            print(f"{name:<10}{variant:<16}{rate:>16,.0f}{first:>14.1f}", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts")
+    parser.add_argument("--json", help="--device cuda: also write the rates to this JSON file")
     args = parser.parse_args()
     torch.manual_seed(0)
     x = torch.rand(args.batch, args.points, 9)
     x[..., :2] -= 0.5                                # a 1 m block, block-centred xyz
     x[..., 2] *= 3.0
     n = args.batch * args.points
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("bench_models: error: --device cuda needs a CUDA device (torch.cuda.is_available() is False)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; batch {args.batch} x {args.points} "
+              f"points, 9 channels; median of {args.repeats} steps")
+        rows = cuda_training_rates(x.cuda(), args.repeats)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"device": "cuda", "batch": args.batch, "points": args.points, "rows": rows}, f, indent=1)
+        return
     models = {
         "pointnet (pcseg)": build("pointnet", 13, 9),
         "pointnet (Conv1d reference)": ConvPointNetReference(13, 9),

@@ -1,7 +1,11 @@
-"""Benchmark of pcseg.ops against peer libraries, at fixed thread counts.
+"""Benchmark of pcseg.ops against peer libraries, at fixed thread counts or on a GPU.
 
     .venv/bin/python bench/bench_ops.py              # 1 and 2 threads, full table
     .venv/bin/python bench/bench_ops.py --quick      # skip the 1M-point cases
+    python3 bench/bench_ops.py --device cuda         # the CUDA kernels (bench/cuda_cases.py)
+    ... --json rows.json                             # the rows as JSON too
+
+On the CPU:
 
 Every thread count runs in its own subprocess pinned to that many CPUs
 (sched_setaffinity), with OMP_NUM_THREADS set (and torch.set_num_threads,
@@ -19,6 +23,7 @@ Without it, its row says so and the row "torch loop (torch-cluster's CPU
 algorithm)" stands in: a torch-only re-implementation of the O(N*M) loop of
 its CPU fps, labelled so.
 Times are medians of a few runs, in milliseconds; "x" columns are peer / pcseg.
+With ``--device cuda`` the GPU cases of bench/cuda_cases.py run instead, in this process.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import time
 from typing import NamedTuple
 
 import numpy as np
+
+from cuda_cases import run_cuda_cases, torch_loop_fps
 
 
 def room_cloud(n: int, seed: int = 0) -> np.ndarray:
@@ -74,23 +81,6 @@ def timed(fn, repeats: int) -> Timing:
         runs.append((wall, (time.process_time() - c0) / wall))
     wall, ratio = sorted(runs)[len(runs) // 2]
     return Timing(wall * 1e3, ratio)
-
-
-def torch_loop_fps(x, m: int):
-    """torch-cluster's CPU fps algorithm (per cloud: min-update of all distances, argmax), in torch."""
-    import torch
-
-    out = torch.empty(x.shape[0], m, dtype=torch.int64)
-    for b in range(x.shape[0]):
-        src = x[b]
-        dist = torch.full((src.shape[0],), float("inf"))
-        last = 0
-        out[b, 0] = 0
-        for s in range(1, m):
-            dist = torch.minimum(dist, ((src - src[last]) ** 2).sum(1))
-            last = int(dist.argmax())
-            out[b, s] = last
-    return out
 
 
 def run_cases(threads: int, quick: bool) -> list[dict]:
@@ -178,20 +168,39 @@ def run_cases(threads: int, quick: bool) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'threads':>7}  {'case':<30} {'implementation':<44} {'ms':>9} {'x':>7} {'cpu/wall':>8}  note")
+    print(f"{'threads':>7}  {'case':<36} {'implementation':<44} {'ms':>9} {'x':>7} {'cpu/wall':>8}  note")
     ours = {(r["threads"], r["case"]): r["ms"] for r in rows if r["impl"] == "pcseg"}
     for r in rows:
         base = ours[(r["threads"], r["case"])]
         ratio = "" if r["impl"] == "pcseg" or np.isnan(r["ms"]) else f"{r['ms'] / base:.2f}"
         ms = "-" if np.isnan(r["ms"]) else f"{r['ms']:.1f}"
         cpu = "-" if np.isnan(r["cpu"]) else f"{r['cpu']:.2f}"
-        print(f"{r['threads']:>7}  {r['case']:<30} {r['impl']:<44} {ms:>9} {ratio:>7} {cpu:>8}  {r['note']}")
+        print(f"{r['threads']:>7}  {r['case']:<36} {r['impl']:<44} {ms:>9} {ratio:>7} {cpu:>8}  {r['note']}")
+
+
+def cuda_rows(quick: bool) -> list[dict]:
+    """The GPU cases as table rows; SystemExit (one line, status 2) without a usable CUDA build."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("bench_ops: error: --device cuda needs a CUDA device (torch.cuda.is_available() is False)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    from pcseg import ops
+
+    if not ops.build_info()["cuda"]:
+        print("bench_ops: error: pcseg._C was built without CUDA kernels (see scripts/gpu_check.sh)", file=sys.stderr)
+        raise SystemExit(2)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, float32", flush=True)
+    return [dict(r, threads="cuda", cpu=float("nan")) for r in run_cuda_cases(quick, room_cloud)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="CPU thread counts")
     parser.add_argument("--quick", action="store_true", help="skip the 1M-point cases")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -201,13 +210,19 @@ def main() -> None:
         os.sched_setaffinity(0, cpus[: args.threads[0]])
         print(json.dumps(run_cases(args.threads[0], args.quick)))
         return
-    rows = []
-    for t in args.threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
-        cmd = [sys.executable, __file__, "--worker", "--threads", str(t)] + (["--quick"] if args.quick else [])
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        rows += json.loads(out.strip().splitlines()[-1])
+    if args.device == "cuda":
+        rows = cuda_rows(args.quick)
+    else:
+        rows = []
+        for t in args.threads:
+            env = dict(os.environ, OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
+            cmd = [sys.executable, __file__, "--worker", "--threads", str(t)] + (["--quick"] if args.quick else [])
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            rows += json.loads(out.strip().splitlines()[-1])
     print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": args.device, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
