@@ -119,6 +119,15 @@ def test_knn_padded_batch_and_k_larger_than_cloud(n):
     assert (gpu[1][1, 60:] == -1).all()                                                # padding queries
 
 
+def test_a_tree_too_deep_for_the_device_stack_falls_back_to_the_scan(rng):
+    """Points at 2^-i spacing make the KD-tree over 100 levels deep, past the CUDA walk's stack."""
+    tiny = np.c_[1e-3 * 2.0 ** -np.arange(200), np.zeros((200, 2))]
+    ref = as_batch(np.concatenate([rng.random((TREE_MIN_POINTS + 4000, 3)), tiny]), torch.float64)
+    query = torch.cat([ref[:, ::40], ref[:, -200:]], dim=1)
+    assert_identical(*both(lambda q, r: ops.knn(q, r, 8), query, ref))
+    assert_identical(*both(lambda q, r: ops.ring_knn(q, r, 8, 1e-4, 0.05), query, ref))
+
+
 def test_knn_one_million_points_self(rng):
     x = as_batch(room_like(rng, 1_000_000), torch.float32)
     assert_identical(*both(lambda t: ops.knn(t, t, 16), x))
