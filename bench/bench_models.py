@@ -112,15 +112,17 @@ def training_step_fn(net, params, x, y, amp: bool):
     return run
 
 
-def cuda_training_rates(x: torch.Tensor, repeats: int) -> list[dict]:
-    """Training points/s of both models in every CUDA_VARIANTS on x (B, N, 9), already on CUDA."""
+def cuda_training_rates(x: torch.Tensor, repeats: int, json_path: str | None = None) -> list[dict]:
+    """Training points/s of both models in every CUDA_VARIANTS on x (B, N, 9), already on CUDA;
+    the uncompiled variants first (compiling takes longest). The rows so far are rewritten to
+    json_path after each one, so a run stopped early keeps them."""
     from cuda_cases import cuda_timed
 
     y = torch.randint(0, 13, x.shape[:2], device=x.device)
     rows = []
     print(f"{'model':<10}{'variant':<16}{'train points/s':>16}{'first step s':>14}")
-    for name in ("pointnet", "acnn"):
-        for variant, compiled, amp in CUDA_VARIANTS:
+    for variant, compiled, amp in CUDA_VARIANTS:
+        for name in ("pointnet", "acnn"):
             torch.manual_seed(0)
             model = build(name, 13, x.shape[-1]).to(x.device).train()
             step = training_step_fn(torch.compile(model) if compiled else model, model.parameters(), x, y, amp)
@@ -131,6 +133,9 @@ def cuda_training_rates(x: torch.Tensor, repeats: int) -> list[dict]:
             rate = x.shape[0] * x.shape[1] / (cuda_timed(step, repeats) / 1e3)
             rows.append({"model": name, "variant": variant, "train_points_per_s": rate, "first_step_s": first})
             print(f"{name:<10}{variant:<16}{rate:>16,.0f}{first:>14.1f}", flush=True)
+            if json_path:
+                with open(json_path, "w") as f:
+                    json.dump({"device": "cuda", "batch": x.shape[0], "points": x.shape[1], "rows": rows}, f, indent=1)
     return rows
 
 
@@ -155,10 +160,7 @@ def main() -> None:
             raise SystemExit(2)
         print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; batch {args.batch} x {args.points} "
               f"points, 9 channels; median of {args.repeats} steps")
-        rows = cuda_training_rates(x.cuda(), args.repeats)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"device": "cuda", "batch": args.batch, "points": args.points, "rows": rows}, f, indent=1)
+        cuda_training_rates(x.cuda(), args.repeats, args.json)
         return
     models = {
         "pointnet (pcseg)": build("pointnet", 13, 9),

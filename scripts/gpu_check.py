@@ -30,8 +30,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL_MODULES = ("plyfile", "laspy", "lazrs", "pypcd4", "open3d", "fpsample", "xdist", "torch_cluster",
-                    "pytorch3d")
+OPTIONAL_MODULES = ("plyfile", "laspy", "lazrs", "pypcd4", "open3d", "fpsample", "xdist", "pytest_timeout",
+                    "torch_cluster", "pytorch3d")
+#: Longest time one test may take when pytest-timeout is there (it fails alone, the run goes on).
+TEST_TIMEOUT_S = 150
 #: Longest time each stage may take, in seconds (less when the budget runs short).
 STAGE_CAPS = {"build": 300, "test_cuda": 240, "bench_ops": 120, "bench_models": 180}
 #: The issue's targets: CUDA = CPU bit for bit, FPS 16 x 4096 -> 1024 <= 2 ms, kNN 1M self
@@ -143,7 +145,7 @@ def evaluate_targets(rows: list[dict], cuda_tests: dict) -> dict:
     """The issue's targets from the bench_ops rows and the test_cuda summary: value, target, met."""
     ours = {r["case"]: r["ms"] for r in rows if r["impl"] == "pcseg"}
     failed = [f for f in cuda_tests.get("failures", []) + cuda_tests.get("missing_module_failures", [])
-              if f.split("::")[-1].startswith(KERNEL_TESTS)]
+              if f.split("::", 1)[-1].startswith(KERNEL_TESTS)]
     passed = sum(n for f, n in cuda_tests.get("passed_by_function", {}).items() if f.startswith(KERNEL_TESTS))
     targets = {"cuda_equals_cpu": {"value": f"{passed} kernel tests passed, {len(failed)} failed",
                                    "target": "every kernel test of tests/test_cuda.py passes",
@@ -180,14 +182,16 @@ class Check:
         return self.deadline - time.monotonic()
 
     def stage(self, name: str, fn) -> bool:
-        """Runs fn() -> (ok, detail) as stage `name` unless the budget is spent; records it."""
+        """Runs fn(timeout) -> (ok, detail) as stage `name` unless the budget is spent; records
+        it. ok None means the stage chose not to run (status "skipped")."""
         self.log(f"\n=== {name} ({self.left():.0f} s of the budget left)")
         start = time.monotonic()
         if self.left() < 15:
             ok, status, detail = False, "not run: time budget spent", {}
         else:
             ok, detail = fn(min(STAGE_CAPS.get(name, self.left()), self.left()))
-            status = "passed" if ok else "failed"
+            status = detail.pop("status", "skipped") if ok is None else "passed" if ok else "failed"
+            ok = ok is not False
         seconds = round(time.monotonic() - start, 1)
         self.report["stages"].append({"name": name, "status": status, "seconds": seconds, **detail})
         self.log(f"=== {name}: {status} in {seconds} s")
@@ -225,6 +229,8 @@ class Check:
     def pytest(self, name: str, paths: list[str], timeout: float, extra: list[str] = ()):
         xml = self.out / f"{name}.xml"
         cmd = [self.python, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *extra]
+        if self.report["environment"]["modules"].get("pytest_timeout"):
+            cmd.append(f"--timeout={TEST_TIMEOUT_S}")
         code, _ = run(cmd, self.log, timeout, self.env)
         summary = junit_summary(xml)
         summary["exit_code"] = code
@@ -245,19 +251,20 @@ class Check:
             lines = [line for line in text.splitlines() if line.strip()]
             refused = code == 2 and len(lines) == 1 and "needs a CUDA device" in lines[0]
             return refused, {"note": "dry run: refused without CUDA as expected" if refused else f"exit {code}: {text[-300:]}"}
-        if code != 0 or not out_json.exists():
-            return False, {"error": f"exit {code}"}
-        return True, {"rows": json.loads(out_json.read_text())["rows"]}
+        rows = json.loads(out_json.read_text())["rows"] if out_json.exists() else []
+        return code == 0 and bool(rows), {"rows": rows, **({} if code == 0 else {"error": f"exit {code}"})}
 
     def suite(self, timeout: float):
         if self.args.dry_run or self.args.skip_suite:
-            return True, {"note": "not run (dry run or --skip-suite)"}
+            return None, {"note": "dry run" if self.args.dry_run else "--skip-suite"}
         extra = ["-m", "not slow", "--ignore=tests/test_cuda.py", "--ignore=tests/test_cuda_compile.py"]
         if self.report["environment"]["modules"].get("xdist"):
             extra += ["-n", str(min(8, os.cpu_count() or 1)), "--dist", "loadfile"]
         ok, summary = self.pytest("suite", ["tests"], timeout, extra)
+        if summary["exit_code"] is None:  # the CPU suite has the lowest priority here (CI runs it)
+            return None, {"status": "incomplete: stopped at the end of the budget (the log lists what ran)"}
         # Tests of readers or viewers whose package this machine lacks (Open3D) fail on import: listed apart.
-        return not summary.get("failures") and summary.get("exit_code") is not None, {"summary": summary}
+        return not summary.get("failures"), {"summary": summary}
 
     def main(self) -> int:
         env = self.report["environment"] = environment(self.python)

@@ -246,23 +246,6 @@ def test_amp_training_step(name):
     assert sum(changed) > len(changed) // 2
 
 
-@pytest.mark.parametrize("name", ["pointnet", "acnn"])
-def test_torch_compile_training_step_matches_eager(name):
-    torch.manual_seed(0)
-    eager = build(name, 13, 9, dropout=0.0).to(CUDA).train()
-    compiled_model = copy.deepcopy(eager)
-    compiled = torch.compile(compiled_model)
-    x = block_input().to(CUDA)
-    results = []
-    for net, params in ((eager, eager), (compiled, compiled_model)):
-        logits, aux = net(x)
-        (logits.square().mean() + aux).backward()
-        results.append((logits.detach(), [p.grad for p in params.parameters()]))
-    (logits_e, grads_e), (logits_c, grads_c) = results
-    assert relative_error(logits_c, logits_e) < 1e-3
-    assert all(relative_error(gc, ge) < 1e-2 for gc, ge in zip(grads_c, grads_e))
-
-
 # --------------------------------------------------------------------------- pcseg segment
 
 def test_segment_sample_room_on_cuda_gives_the_cpu_labels(tmp_path):
@@ -282,3 +265,22 @@ def test_segment_sample_room_on_cuda_gives_the_cpu_labels(tmp_path):
     assert len(labels_gpu) == len(labels_cpu)
     np.testing.assert_array_equal(labels_gpu[decided], np.asarray(labels_cpu)[decided])
     assert decided.mean() > 0.99
+
+
+# --------------------------------------------------------------------------- torch.compile (slowest: last)
+
+@pytest.mark.parametrize("name", ["pointnet", "acnn"])
+def test_torch_compile_training_step_matches_eager(name):
+    torch.manual_seed(0)
+    eager = build(name, 13, 9, dropout=0.0).to(CUDA).train()
+    compiled_model = copy.deepcopy(eager)
+    compiled = torch.compile(compiled_model)
+    x = block_input().to(CUDA)
+    results = []
+    for net, params in ((eager, eager), (compiled, compiled_model)):
+        logits, aux = net(x)
+        (logits.square().mean() + aux).backward()
+        results.append((logits.detach(), [p.grad for p in params.parameters()]))
+    (logits_e, grads_e), (logits_c, grads_c) = results
+    assert relative_error(logits_c, logits_e) < 1e-3
+    assert all(relative_error(gc, ge) < 1e-2 for gc, ge in zip(grads_c, grads_e))

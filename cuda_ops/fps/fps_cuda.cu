@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kMaxBlockThreads)
         samples[s] = best_i;
       }
     }
-    __syncthreads();  // s_val is rewritten only after the next iteration's first barrier
+    __syncthreads();  // warp 0 is done with s_val; s_last is rewritten after the next first barrier
     last = s_last;
   }
 }
