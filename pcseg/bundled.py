@@ -13,7 +13,7 @@ from .errors import PcsegError
 
 WEIGHTS = Path(__file__).parent / "weights"
 #: The model ``pcseg segment`` uses when ``--model`` is not given.
-DEFAULT_MODEL = "acnn_synthetic"
+DEFAULT_MODEL = "acnn_real"
 
 
 def bundled_models() -> list[str]:
