@@ -7,7 +7,9 @@ divided by the number of samples that held the point. Blocks are streamed and ba
 memory is bounded by the batch, not by the cloud (plus the (N, K) result). A block with
 fewer points than a sample is padded only to :func:`pcseg.data.blocks.sample_size`; samples
 are batched by size, ``batch_size`` full samples' worth of points per forward pass (so
-sparse scans with many small samples run few, large passes).
+sparse scans with many small samples run few, large passes). A model with a
+``sample_points`` attribute (the A-CNN) is told ``num_points``, so it can scale its work
+on small samples to their size (see :class:`pcseg.models.acnn.ACNNSeg`).
 
 With ``votes > 1`` every block is seen ``votes`` times, turned about the vertical axis
 through its centre by 0, 360/votes, ... degrees (the models train with random turns), with
@@ -90,6 +92,8 @@ def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride
           seed, progress) -> np.ndarray:
     """:func:`predict_probabilities` on every valid point (no voxel subsampling)."""
     model.eval()
+    if hasattr(model, "sample_points"):
+        model.sample_points = num_points
     n = len(xyz)
     tiling = tile_blocks(xyz, block_size, stride, valid)
     if len(tiling) == 0:

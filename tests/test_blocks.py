@@ -70,15 +70,16 @@ def test_chunks_cover_the_block(rng):
     chunks = chunk_block(idx, 300, rng)
     assert len(chunks) == 4 and all(len(c) == 300 for c in chunks)
     assert set(np.concatenate(chunks).tolist()) == set(idx.tolist())
-    assert chunk_block(np.array([7]), 5, rng)[0].tolist() == [7] * 5
+    assert chunk_block(np.array([7, 7, 7]), 5, rng)[0].tolist() == [7] * 4  # padded by repeats
 
 
 def test_sparse_blocks_get_small_samples(rng):
     assert [sample_size(n, 4096) for n in (1, 100, 128, 129, 1000, 4095, 4096, 9000)] == \
-        [16, 128, 128, 256, 1024, 4096, 4096, 4096]
-    assert sample_size(3, 8) == 8                         # never more than num_points
+        [1, 128, 128, 256, 1024, 4096, 4096, 4096]
+    assert sample_size(5, 6) == 6                         # never more than num_points
     chunk = chunk_block(np.array([4, 9, 11]), 4096, rng)
-    assert len(chunk) == 1 and len(chunk[0]) == 16 and set(chunk[0].tolist()) == {4, 9, 11}
+    assert len(chunk) == 1 and len(chunk[0]) == 4 and set(chunk[0].tolist()) == {4, 9, 11}
+    assert chunk_block(np.array([7]), 4096, rng)[0].tolist() == [7]
 
 
 def test_small_samples_change_no_pointnet_prediction(rng, monkeypatch):

@@ -68,17 +68,13 @@ def tile_blocks(xyz: np.ndarray, block_size: float = 1.0, stride: float = 0.5,
     return BlockTiling(xyz, block_size, stride, valid)
 
 
-#: Smallest sample a sparse block is padded to (see :func:`chunk_block`).
-MIN_SAMPLE = 16
-
-
 def sample_size(n: int, num_points: int) -> int:
     """Points per sample for a block of ``n`` points: ``num_points``, or for a block with
-    fewer points the next power of two >= n (at least ``MIN_SAMPLE``), so near-empty blocks
-    of sparse scans do not cost a full sample each."""
+    fewer points the next power of two >= n, so near-empty blocks of sparse scans do not
+    cost a full sample each (a one-point block is a one-point sample)."""
     if n >= num_points:
         return num_points
-    return min(num_points, max(MIN_SAMPLE, 1 << max(n - 1, 0).bit_length()))
+    return min(num_points, 1 << max(int(n) - 1, 0).bit_length())
 
 
 def chunk_block(indices: np.ndarray, num_points: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -11,7 +11,8 @@ interpolation with skip connections, then a per-point classifier.
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -63,14 +64,35 @@ class AnnularLevel(nn.Module):
         self.convs = nn.ModuleList(AnnularConv(3 + c_in, mlp_width, conv_width) for _ in self.rings)
         self.fuse = SharedMLP(conv_width * len(self.rings), (c_out,))
 
-    def forward(self, xyz: torch.Tensor, normals: torch.Tensor, feats: torch.Tensor):
+    def centroids_for(self, share: float, num_inputs: int) -> int:
+        """Centroids of this level for a sample holding ``share`` (in (0, 1]) of a full
+        sample's points, its input having ``num_inputs`` points: ``ceil(num_centroids *
+        share)``, at most ``num_inputs``. A full sample (share 1) keeps ``num_centroids``."""
+        return max(1, min(num_inputs, math.ceil(self.num_centroids * share - 1e-9)))
+
+    def ring_size(self, num_inputs: int) -> int:
+        """Members per ring when the level's input has ``num_inputs`` points: ``k``, or fewer
+        for inputs too small to fill a ring, with the same result.
+
+        A ring holds at most ``num_inputs`` distinct members m; the other slots repeat the
+        first member c, and the angular sort keeps the repeats next to it. The ring's
+        feature is a max over the convolution's windows (member and ring neighbours), and
+        with at least 3 repeats the set of windows, hence the max, is the same for any
+        ring length: ``(x, c, c), (c, c, c), (c, c, y)`` plus the windows among the m
+        members. ``num_inputs + 3`` slots keep those 3 repeats; a one-point input has
+        only the window ``(c, c, c)``, so one slot gives it.
+        """
+        return 1 if num_inputs == 1 else min(self.k, num_inputs + 3)
+
+    def forward(self, xyz: torch.Tensor, normals: torch.Tensor, feats: torch.Tensor, share: float = 1.0):
+        """``share``: the sample's points over a full sample's (see :meth:`centroids_for`)."""
         points = xyz.detach()
-        centre_idx = ops.fps(points, min(self.num_centroids, xyz.shape[1]))
+        centre_idx = ops.fps(points, self.centroids_for(share, xyz.shape[1]))
         centres = gather_points(xyz, centre_idx)
         centre_normals = gather_points(normals, centre_idx)
         rings = []
         for (r_in, r_out), conv in zip(self.rings, self.convs):
-            idx, _ = ops.ring_knn(centres.detach(), points, self.k, r_in, r_out)
+            idx, _ = ops.ring_knn(centres.detach(), points, self.ring_size(points.shape[1]), r_in, r_out)
             offsets = gather_points(xyz, idx) - centres.unsqueeze(2)          # (B, M, k, 3)
             order = angular_order(offsets, centre_normals)
             idx = torch.gather(idx, -1, order)
@@ -97,7 +119,16 @@ class ACNNSeg(nn.Module):
         decoder_width: width of the decoder MLP at full resolution.
         normal_k: neighbours of the PCA normal estimate.
         dropout: before the classifier.
+
+    ``sample_points`` (not a weight, not in ``config``) is the number of points of a full
+    sample, as the model was trained; :func:`pcseg.infer.predict_probabilities` sets it.
+    A smaller sample of n points (a sparse block's) then gets ``ceil(centroids * n /
+    sample_points)`` centroids per level instead of ``min(centroids, n)``, so its cost
+    follows its points: a 16-point sample no longer runs 16 centroids at every level.
+    Full samples are unaffected; None keeps ``min(centroids, n)`` for every sample.
     """
+
+    sample_points: Optional[int] = None
 
     def __init__(self, num_classes: int, in_channels: int = 9, levels=DEFAULT_LEVELS,
                  global_width: int = 512, decoder_width: int = 128, normal_k: int = 16,
@@ -132,9 +163,10 @@ class ACNNSeg(nn.Module):
         """x (B, N, C) -> (logits (B, N, num_classes), zero auxiliary loss)."""
         xyz = x[..., :3].contiguous()
         stack = [(xyz, x)]
+        share = 1.0 if self.sample_points is None else min(1.0, x.shape[1] / self.sample_points)
         pts, nrm, feats = xyz, estimate_normals(xyz, self.normal_k), x
         for level in self.levels:
-            pts, nrm, feats = level(pts, nrm, feats)
+            pts, nrm, feats = level(pts, nrm, feats, share)
             stack.append((pts, feats))
         glob = self.global_mlp(torch.cat([pts, feats], dim=-1)).amax(dim=1, keepdim=True)
         for decoder, (fine_xyz, skip) in zip(self.decoders, reversed(stack[:-1])):
