@@ -118,35 +118,44 @@ def run(args) -> int:
     from ..io import read_cloud, write_labelled, write_probabilities
     from ..io.labelled import confidence_of
     from ..io.writers import check_writable
+    from ..ranks import Ranks
     from ..segment import Segmenter
     from ..summary import class_summary
     from ..up_axis import to_z_up
 
-    plan = plan_outputs(args)
-    segmenter = Segmenter.load(args.model, args.device, args.batch_size, args.block_size, args.stride,
+    started = time.perf_counter()
+    ranks = Ranks.start()  # under torchrun, each process segments its share of the inputs
+    with ranks.all_or_none():
+        plan = plan_outputs(args)
+    segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
                                args.num_points, args.up, args.voxel_size, args.votes)
+    mine = ranks.share(plan, [row[0].stat().st_size for row in plan])
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
-        with warnings.catch_warnings():
+        with ranks.all_or_none(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
-            for source, target, _, _ in plan:
+            for _, (source, target, _, _) in mine:
                 check_writable(target, read_cloud(source))
-    for source, target, picture, probabilities in plan:
-        cloud = read_reporting_warnings(source)
-        check_writable(target, cloud)
-        start = time.perf_counter()
-        labels, probs = segmenter.labels(cloud)
-        seconds = time.perf_counter() - start
-        confidence = confidence_of(probs)
-        write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
-        print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
-              f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
-              f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''})")
-        if probabilities is not None:
-            write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
-            print(f"probabilities: {probabilities}")
-        print(class_summary(labels, segmenter.class_names, confidence))
-        if picture is not None:
-            from ..viz.render import render_png
-            render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
-            print(f"picture: {picture}")
+    reports = {}
+    for index, (source, target, picture, probabilities) in mine:
+        with ranks.report(reports, index):
+            cloud = read_reporting_warnings(source)
+            check_writable(target, cloud)
+            start = time.perf_counter()
+            labels, probs = segmenter.labels(cloud, progress=ranks.is_first)
+            seconds = time.perf_counter() - start
+            confidence = confidence_of(probs)
+            write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
+            print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
+                  f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
+                  f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''})")
+            if probabilities is not None:
+                write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
+                print(f"probabilities: {probabilities}")
+            print(class_summary(labels, segmenter.class_names, confidence))
+            if picture is not None:
+                from ..viz.render import render_png
+                render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
+                print(f"picture: {picture}")
+    ranks.print_reports(reports, f"{len(plan)} scan{'s' if len(plan) > 1 else ''} segmented by {ranks.world} "
+                                 f"processes in {time.perf_counter() - started:.1f} s")
     return 0

@@ -16,7 +16,6 @@ reported separately, and ``data.select_on`` names the one whose mIoU picks ``bes
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import nullcontext
 
@@ -36,6 +35,7 @@ from ..data.training_set import BlockTrainingDataset, class_weights
 from ..errors import PcsegError
 from ..losses import WeightedSum
 from ..models import build
+from ..ranks import start as start_ranks
 from .evaluate import evaluate_rooms, format_table
 from .plots import plot_confusion, plot_curves
 from .run_dir import RunDir
@@ -45,14 +45,6 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
 def _rng_state() -> dict:
@@ -126,7 +118,7 @@ def _validate(model, sources, selected, data_info: dict, classes, device, batch:
 
 def train(config: dict, out_dir, resume: bool = False, progress: bool = True) -> dict:
     """Train as ``config`` says into ``out_dir``; returns the last epoch's record."""
-    rank, world = _distributed()
+    rank, world = start_ranks()
     run = RunDir(out_dir, resume) if rank == 0 else None
     if world > 1:
         dist.barrier()

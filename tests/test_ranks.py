@@ -1,0 +1,83 @@
+"""pcseg segment under torchrun: inputs shared between ranks, outputs identical to one rank,
+rank 0 alone prints the reports, and an error on any rank stops every rank before writing."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import plyfile
+import pytest
+import torch
+
+from pcseg.checkpoint import save_checkpoint
+from pcseg.classes import S3DIS_CLASSES
+from pcseg.cli import main
+from pcseg.io import write_ply
+from pcseg.models import build
+from pcseg.ranks import Ranks
+
+
+def test_share_balances_by_size_and_covers_every_item():
+    items, sizes = list("abcd"), [10, 1, 1, 8]
+    shares = [Ranks(r, 2).share(items, sizes) for r in range(2)]
+    assert shares == [[(0, "a")], [(1, "b"), (2, "c"), (3, "d")]]
+    four = [Ranks(r, 3).share(list(range(7)), [1] * 7) for r in range(3)]
+    assert sorted(i for share in four for i, _ in share) == list(range(7))
+    assert [len(s) for s in four] == [3, 2, 2]
+    assert Ranks().share(items, sizes) == list(enumerate(items))
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """Four small scans and an untrained PointNet checkpoint."""
+    folder = tmp_path_factory.mktemp("job")
+    rng = np.random.default_rng(0)
+    scans = []
+    for i in range(4):
+        path = folder / f"scan{i}.ply"
+        write_ply(path, rng.uniform(0, 2 + i, (1500 + 500 * i, 3)), rng.integers(0, 255, (1500 + 500 * i, 3), np.uint8))
+        scans.append(str(path))
+    torch.manual_seed(0)
+    model = build("pointnet", 13, 9)
+    checkpoint = folder / "model.pt"
+    save_checkpoint(checkpoint, {"model": model.state_dict(), "model_config": model.config,
+                                 "data": {"feature_set": "xyzrgbn", "num_points": 256, "block_size": 1.0, "stride": 1.0},
+                                 "class_names": list(S3DIS_CLASSES)})
+    return scans, str(checkpoint)
+
+
+def torchrun(args, port):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(port), "-m", "pcseg", "segment", *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _labels(path):
+    return np.asarray(plyfile.PlyData.read(str(path))["vertex"]["label"])
+
+
+def test_two_gloo_ranks_write_what_one_rank_writes(job, tmp_path, capsys):
+    scans, checkpoint = job
+    assert main(["segment", *scans, "-o", str(tmp_path / "one"), "--model", checkpoint, "--device", "cpu"]) == 0
+    result = torchrun([*scans, "-o", str(tmp_path / "two"), "--model", checkpoint, "--device", "cpu"], 29541)
+    assert result.returncode == 0, result.stderr
+    for scan in scans:
+        name = f"{os.path.basename(scan)[:-4]}_labelled.ply"
+        np.testing.assert_array_equal(_labels(tmp_path / "one" / name), _labels(tmp_path / "two" / name))
+    reported = [line.split(" -> ")[0] for line in result.stdout.splitlines() if " -> " in line]
+    assert reported == scans                                 # each once, in input order, one rank printing
+    assert result.stdout.rstrip().splitlines()[-1].startswith("4 scans segmented by 2 processes in ")
+
+
+def test_an_error_on_one_rank_stops_both_before_writing(job, tmp_path):
+    scans, checkpoint = job
+    broken = tmp_path / "broken.ply"
+    broken.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nend_header\n1\n")
+    out = tmp_path / "out"
+    result = torchrun([*scans, str(broken), "-o", str(out), "--model", checkpoint, "--device", "cpu"], 29542)
+    assert result.returncode != 0
+    assert result.stderr.count("pcseg: error: ") == 2 and "broken.ply" in result.stderr
+    assert "PcsegError" not in result.stderr                 # a one-line error (torchrun reports the exit)
+    assert not out.exists() or not any(out.iterdir())
