@@ -19,10 +19,18 @@ fresh samples each time; all the probabilities are averaged (test-time augmentat
 With ``voxel_size > 0`` the model runs on one point per voxel
 (:func:`pcseg.data.voxels.voxel_subsample`) and every point takes its voxel's probabilities:
 dense scans then cost what their voxel count costs, not their point count.
+
+Nothing depends on which other points are in the cloud beyond a block's reach: the voxel
+and block grids count from a :class:`Frame`'s origin, room-normalised features use its
+bounds, and every block draws its samples from its own generator, seeded by (seed, vote,
+its cell). A tile of a larger cloud, segmented in the whole cloud's frame with a halo of
+one block around it, therefore gives its points the whole cloud's probabilities
+(:mod:`pcseg.tiled`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import numpy as np
@@ -44,15 +52,40 @@ def _turned(xyz: np.ndarray, center: np.ndarray, angle: float) -> np.ndarray:
     return out
 
 
-def _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng, votes) -> Iterator:
+@dataclass(frozen=True)
+class Frame:
+    """What ties a cloud's predictions to the cloud as a whole, in its xyz coordinates (metres):
+    ``origin`` (3,) float64, where the voxel and block grids start (at most every point),
+    and ``room_min``, ``room_max`` (3,) float32, the bounds of the room-normalised features."""
+
+    origin: np.ndarray
+    room_min: np.ndarray
+    room_max: np.ndarray
+
+    @classmethod
+    def of(cls, xyz: np.ndarray, valid: Optional[np.ndarray] = None) -> "Frame":
+        """The frame of a whole cloud: its valid points' minimum and maximum."""
+        finite = xyz[valid] if valid is not None else xyz
+        if len(finite) == 0:
+            raise ValueError("the cloud has no valid points")
+        low, high = finite.min(axis=0), finite.max(axis=0)
+        return cls(low.astype(np.float64), low.astype(np.float32), high.astype(np.float32))
+
+
+def _block_generator(seed: int, vote: int, cell: tuple[int, int]) -> np.random.Generator:
+    """The generator of one block's samples: the same for the block in any tile of the cloud."""
+    i, j = cell
+    return np.random.Generator(np.random.SFC64((((seed << 16) + vote) << 64) + (i << 32) + j))
+
+
+def _block_samples(xyz, rgb, tiling, frame, feature_set, num_points, seed, votes) -> Iterator:
     """Per block and vote, a list of (features (num_points, C), point indices (num_points,))
     samples; vote v turns the block by 2 pi v / ``votes`` radians about its centre."""
-    finite = xyz[valid] if valid is not None else xyz
-    room_min, room_max = finite.min(axis=0), finite.max(axis=0)
-    for angle in 2 * np.pi * np.arange(votes) / votes:
-        for center, indices in tiling:
+    for vote, angle in enumerate(2 * np.pi * np.arange(votes) / votes):
+        for cell, center, indices in tiling.cells():
+            rng = _block_generator(seed, vote, cell)
             yield [(make_features(_turned(xyz[chunk], center, angle), None if rgb is None else rgb[chunk],
-                                  center, room_min, room_max, feature_set), chunk)
+                                  center, frame.room_min, frame.room_max, feature_set), chunk)
                    for chunk in chunk_block(indices, num_points, rng)]
 
 
@@ -61,7 +94,7 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
                           feature_set: str, num_points: int = 4096, block_size: float = 1.0,
                           stride: float = 0.5, batch_size: int = 16, device: str | torch.device = "cpu",
                           valid: Optional[np.ndarray] = None, voxel_size: float = 0.0, votes: int = 1,
-                          seed: int = 0, progress: bool = True) -> np.ndarray:
+                          seed: int = 0, progress: bool = True, frame: Optional[Frame] = None) -> np.ndarray:
     """Class probabilities (N, K) float32 for every point of a cloud.
 
     Args:
@@ -71,14 +104,16 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
         feature_set, num_points, block_size, stride: as the model was trained.
         voxel_size: metres; > 0 runs the model on one point per voxel (see the module).
         votes: turns of every block (>= 1; see the module).
+        frame: the whole cloud's :class:`Frame` when ``xyz`` is a tile of it (default: this cloud's).
     """
     if votes < 1:
         raise ValueError(f"votes must be at least 1, got {votes}")
+    frame = Frame.of(xyz, valid) if frame is None else frame
     options = dict(feature_set=feature_set, num_points=num_points, block_size=block_size, stride=stride,
-                   batch_size=batch_size, device=device, votes=votes, seed=seed, progress=progress)
+                   batch_size=batch_size, device=device, votes=votes, seed=seed, progress=progress, frame=frame)
     if voxel_size <= 0:
         return _vote(model, xyz, rgb, valid, **options)
-    representatives, voxel_of = voxel_subsample(xyz, voxel_size, valid)
+    representatives, voxel_of = voxel_subsample(xyz, voxel_size, valid, frame.origin)
     if len(representatives) == 0:
         raise ValueError("the cloud has no valid points")
     voxel_probs = _vote(model, xyz[representatives], None if rgb is None else rgb[representatives], None, **options)
@@ -89,17 +124,16 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
 
 
 def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride, batch_size, device, votes,
-          seed, progress) -> np.ndarray:
+          seed, progress, frame) -> np.ndarray:
     """:func:`predict_probabilities` on every valid point (no voxel subsampling)."""
     model.eval()
     if hasattr(model, "sample_points"):
         model.sample_points = num_points
     n = len(xyz)
-    tiling = tile_blocks(xyz, block_size, stride, valid)
+    tiling = tile_blocks(xyz, block_size, stride, valid, frame.origin)
     if len(tiling) == 0:
         raise ValueError("the cloud has no valid points")
     bar = tqdm(total=len(tiling) * votes, desc="segment", unit="block", disable=not progress)
-    rng = np.random.default_rng(seed)
     probs: Optional[torch.Tensor] = None
     seen = torch.zeros(n, dtype=torch.float32)  # samples each point was in
     pending: dict[int, list] = {}  # sample size -> [(features, point indices)]
@@ -116,7 +150,7 @@ def _vote(model, xyz, rgb, valid, *, feature_set, num_points, block_size, stride
         probs.index_add_(0, idx, p)
         seen.index_add_(0, idx, torch.ones(len(idx)))
 
-    for samples in _block_samples(xyz, rgb, valid, tiling, feature_set, num_points, rng, votes):
+    for samples in _block_samples(xyz, rgb, tiling, frame, feature_set, num_points, seed, votes):
         for feats, chunk in samples:
             batch = pending.setdefault(len(chunk), [])
             batch.append((feats, chunk))

@@ -12,7 +12,7 @@ from pcseg.data.rooms import load_index, write_index, write_room
 from pcseg.data.training_set import BlockTrainingDataset, class_weights
 from pcseg.data.voxels import voxel_subsample
 from pcseg.errors import PcsegError
-from pcseg.infer import predict_probabilities
+from pcseg.infer import Frame, predict_probabilities
 
 
 def test_features_by_hand():
@@ -306,6 +306,6 @@ def test_voxel_voting_shares_a_voxels_probabilities(rng):
     options = dict(feature_set="xyzn", num_points=256, block_size=1.0, stride=0.5, batch_size=5, progress=False)
     probs = predict_probabilities(ByX(), xyz, None, valid=valid, voxel_size=0.3, **options)
     representatives, voxel_of = voxel_subsample(xyz, 0.3, valid)
-    direct = predict_probabilities(ByX(), xyz[representatives], None, **options)
+    direct = predict_probabilities(ByX(), xyz[representatives], None, frame=Frame.of(xyz, valid), **options)
     np.testing.assert_array_equal(probs[valid], direct[voxel_of[valid]])
     assert (probs[~valid] == 0).all() and len(representatives) < valid.sum() / 10

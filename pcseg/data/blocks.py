@@ -21,12 +21,15 @@ class BlockTiling:
     so its side is ``s * stride >= block_size``. Blocks start at every occupied cell
     (each point lies in the block starting at its own cell), so coverage is exact and no
     block is empty. Gathering a block costs O(its points); ``len()`` is the block count.
+    Cells count from ``origin`` (x, y metres, at most the points' minimum; default that
+    minimum), so tiles of a cloud given the cloud's origin get the cloud's blocks.
 
-    Iteration yields (center (2,) float64 x, y of the block centre, indices (n,) int64).
+    Iteration yields (center (2,) float64 x, y of the block centre, indices (n,) int64);
+    :meth:`cells` also yields each block's lower-left cell (i, j).
     """
 
     def __init__(self, xyz: np.ndarray, block_size: float = 1.0, stride: float = 0.5,
-                 valid: np.ndarray | None = None):
+                 valid: np.ndarray | None = None, origin: np.ndarray | None = None):
         if stride <= 0 or block_size <= 0:
             raise ValueError("block_size and stride must be positive")
         if stride > block_size:
@@ -38,7 +41,7 @@ class BlockTiling:
             self.keys = np.empty(0, dtype=np.int64)
             return
         xy = np.asarray(xyz[self.points, :2], dtype=np.float64)
-        self.lo = xy.min(axis=0)
+        self.lo = xy.min(axis=0) if origin is None else np.asarray(origin, dtype=np.float64)[:2]
         cells = np.floor((xy - self.lo) / stride).astype(np.int64)
         self.width = int(cells[:, 1].max()) + self.span + 1
         keys = cells[:, 0] * self.width + cells[:, 1]
@@ -51,6 +54,11 @@ class BlockTiling:
         return len(self.keys)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for _, center, indices in self.cells():
+            yield center, indices
+
+    def cells(self) -> Iterator[tuple[tuple[int, int], np.ndarray, np.ndarray]]:
+        """Per block: ((i, j) its lower-left cell counted from the origin, center, indices)."""
         side = self.span * self.stride
         for key in self.keys.tolist():
             i, j = divmod(key, self.width)
@@ -58,14 +66,14 @@ class BlockTiling:
                      for di in range(self.span) for dj in range(self.span))
             parts = [self.order[s:e] for s, e in filter(None, cells)]
             center = self.lo + np.array([i, j], dtype=np.float64) * self.stride + side / 2
-            yield center, self.points[np.concatenate(parts)]
+            yield (i, j), center, self.points[np.concatenate(parts)]
 
 
 def tile_blocks(xyz: np.ndarray, block_size: float = 1.0, stride: float = 0.5,
-                valid: np.ndarray | None = None) -> BlockTiling:
+                valid: np.ndarray | None = None, origin: np.ndarray | None = None) -> BlockTiling:
     """Overlapping blocks covering every (valid) point of ``xyz`` (N, 3), metres; see
     :class:`BlockTiling`."""
-    return BlockTiling(xyz, block_size, stride, valid)
+    return BlockTiling(xyz, block_size, stride, valid, origin)
 
 
 def sample_size(n: int, num_points: int) -> int:

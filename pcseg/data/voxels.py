@@ -12,9 +12,10 @@ import numpy as np
 from ..errors import PcsegError
 
 
-def voxel_subsample(xyz: np.ndarray, voxel_size: float,
-                    valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Group the (valid) points of ``xyz`` (N, 3), metres, into cubes of side ``voxel_size``.
+def voxel_subsample(xyz: np.ndarray, voxel_size: float, valid: np.ndarray | None = None,
+                    origin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Group the (valid) points of ``xyz`` (N, 3), metres, into cubes of side ``voxel_size``
+    counted from ``origin`` (3,) (at most the points' minimum; default that minimum).
 
     Returns (representatives (M,) int64: for each occupied voxel the index of its first
     point in ``xyz``; voxel_of (N,) int64: each point's voxel in [0, M), -1 for invalid
@@ -28,7 +29,8 @@ def voxel_subsample(xyz: np.ndarray, voxel_size: float,
     if len(points) == 0:
         return np.empty(0, dtype=np.int64), voxel_of
     coords = np.asarray(xyz[points], dtype=np.float64)
-    cells = np.floor((coords - coords.min(axis=0)) / voxel_size).astype(np.int64)
+    lo = coords.min(axis=0) if origin is None else np.asarray(origin, dtype=np.float64)
+    cells = np.floor((coords - lo) / voxel_size).astype(np.int64)
     dims = cells.max(axis=0) + 1
     if float(dims[0]) * float(dims[1]) * float(dims[2]) >= 2.0**62:
         raise PcsegError(f"the cloud spans {dims[0]} x {dims[1]} x {dims[2]} voxels of {voxel_size:g} m; "
