@@ -88,22 +88,35 @@ class Cloud:
         )
 
 
-def colors_to_uint8(channels: np.ndarray) -> np.ndarray:
+def color_peak(channels: np.ndarray) -> float:
+    """The largest value of colour channels (N, 3) as :func:`colors_to_uint8` sees it (non-finite
+    values count as 0; -inf for no values)."""
+    channels = np.asarray(channels)
+    if channels.size == 0:
+        return -np.inf
+    if np.issubdtype(channels.dtype, np.integer):
+        return float(channels.max())
+    return float(np.nan_to_num(channels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0).max())
+
+
+def colors_to_uint8(channels: np.ndarray, peak: Optional[float] = None) -> np.ndarray:
     """Convert colour channels (N, 3) of any dtype to uint8.
 
     uint8 is kept; 16-bit integers are scaled by 1/257 (65535 -> 255) unless all values
     fit in 0-255 (files that store 8-bit colours in 16-bit fields); floats in [0, 1] are
-    scaled by 255, other floats are clipped to 0-255. Non-finite values become 0.
+    scaled by 255, other floats are clipped to 0-255. Non-finite values become 0. ``peak``
+    (:func:`color_peak` of the whole file) decides the scaling when ``channels`` is part of a file.
     """
     channels = np.asarray(channels)
     if channels.dtype == np.uint8:
         return np.ascontiguousarray(channels)
+    peak = color_peak(channels) if peak is None else peak
     if np.issubdtype(channels.dtype, np.integer):
         wide = channels.astype(np.int64)
-        if wide.size and wide.max() > 255:
+        if peak > 255:
             wide = wide // 257
         return np.clip(wide, 0, 255).astype(np.uint8)
     values = np.nan_to_num(channels.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if values.size and values.max() <= 1.0:
+    if values.size and peak <= 1.0:
         values = values * 255.0
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)

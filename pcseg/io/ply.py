@@ -203,7 +203,6 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
     path = check_output_path(path, inputs=inputs, overwrite=overwrite)
     labels = output_labels(path, cloud, labels)
     confidence = None if confidence is None else output_confidence(path, cloud, confidence)
-    added = ("label",) if confidence is None else ("label", "confidence")
     base = cloud.properties
     if base is None:
         absolute = cloud.absolute_xyz()
@@ -212,7 +211,17 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
         base = np.empty(len(cloud), dtype=[("x", ctype), ("y", ctype), ("z", ctype)])
         for i, axis in enumerate("xyz"):
             base[axis] = absolute[:, i]
-    keep_input_colors = keep_colors and cloud.rgb is not None
+    vertex = labelled_vertex(base, labels, confidence, keep_colors and cloud.rgb is not None)
+    _write(path, vertex, cloud.other_elements)
+    return path
+
+
+def labelled_vertex(base: np.ndarray, labels: np.ndarray, confidence: Optional[np.ndarray],
+                    keep_input_colors: bool) -> np.ndarray:
+    """The output rows of :func:`write_labelled_ply` for input rows ``base`` (n,), checked ``labels``
+    (n,) and ``confidence`` (n,) or None: ``base``'s fields (renamed when they clash with the added
+    ones), its colours replaced by the class colours unless ``keep_input_colors``, ``label``, ``confidence``."""
+    added = ("label",) if confidence is None else ("label", "confidence")
     input_colors = _first_present(COLOR_NAMES, base.dtype.names)
     dropped = set() if keep_input_colors or input_colors is None else set(input_colors)
     kept = output_property_names([n for n in base.dtype.names if n not in dropped], added)
@@ -222,7 +231,7 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
     fields.append(("label", "i4"))
     if confidence is not None:
         fields.append(("confidence", "f4"))
-    vertex = np.empty(len(cloud), dtype=fields)
+    vertex = np.empty(len(base), dtype=fields)
     for name, out_name in kept.items():
         vertex[out_name] = base[name]
     if not keep_input_colors:
@@ -232,5 +241,12 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
     vertex["label"] = labels
     if confidence is not None:
         vertex["confidence"] = confidence
-    _write(path, vertex, cloud.other_elements)
-    return path
+    return vertex
+
+
+def ply_header(dtype: np.dtype, count: int) -> bytes:
+    """The header of a binary little-endian PLY holding ``count`` rows of ``dtype`` as its vertices."""
+    element = plyfile.PlyElement.describe(np.empty(0, dtype=dtype), "vertex")
+    lines = ["ply", "format binary_little_endian 1.0", f"element vertex {count}"]
+    lines += [str(prop) for prop in element.properties]
+    return ("\n".join(lines + ["end_header"]) + "\n").encode("ascii")

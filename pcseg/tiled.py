@@ -1,0 +1,295 @@
+"""Clouds larger than a memory budget: read in spatial tiles, segmented with a halo, written streaming.
+
+``segment_tiled`` makes four passes over the file (:mod:`pcseg.io.chunked`), never holding
+more than one chunk of it:
+
+1. bounds: the cloud's origin (as :class:`pcseg.io.Cloud` takes it), its :class:`pcseg.infer.Frame`,
+   colour range, and a histogram of points per square metre-sized cell;
+2. tiles: square tiles of the largest side whose points, with a halo of :func:`halo_width`
+   around them, fit the budget; every finite point is appended to a scratch file of every
+   tile whose haloed square holds it (its index, float32 coordinates about the origin, colour,
+   and whether the tile owns it);
+3. each tile in turn is segmented in the whole cloud's frame, and the labels and confidences
+   of the points it owns are written to scratch arrays (255 and 0 for non-finite points). The halo holds every
+   point that can reach an owned point's probabilities (through a block or a shared voxel), so
+   every label is the one an untiled run gives (see :mod:`pcseg.infer`);
+4. the labelled PLY is written chunk by chunk from them, atomically.
+
+Peak memory is about the largest haloed tile's points times ``TILE_BYTES_PER_POINT`` plus one
+chunk, the model, and five bytes per point of the scratch arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .classes import UNLABELLED
+from .errors import PcsegError
+from .fileutil import atomic_path, check_output_path
+from .infer import Frame
+from .io.chunked import ChunkedCloud, open_chunked
+from .io.cloud import color_peak
+from .io.labelled import confidence_of
+from .io.ply import labelled_vertex, ply_header
+from .up_axis import to_z_up
+
+#: Memory per point of a cloud segmented whole (read, voxels, probabilities, output rows), bytes.
+IN_MEMORY_BYTES_PER_POINT = 300
+#: Memory per point of a tile being segmented, bytes.
+TILE_BYTES_PER_POINT = 250
+#: Memory taken whatever the cloud: the interpreter, torch, the model, one chunk, bytes.
+BASE_BYTES = 1 << 30
+#: Side of the histogram cells tiles are planned on, metres.
+CELL = 1.0
+
+#: One point in a tile's scratch file.
+TILE_RECORD = np.dtype([("index", "<i8"), ("xyz", "<f4", 3), ("rgb", "u1", 3), ("owned", "?")])
+
+
+def default_budget() -> int:
+    """Half of the machine's physical memory, bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"6G"``, ``"512M"``, ``"2.5GB"``, ``"800k"`` or a plain number; PcsegError otherwise."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in units else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise PcsegError(f"--max-memory: expected a size such as 6G or 512M, got {text!r}")
+    return int(number * units[unit])
+
+
+def point_count(path: Path) -> Optional[int]:
+    """The points a PLY/LAS/LAZ header declares, without reading the points (None for other files)."""
+    if path.suffix.lower() not in (".ply", ".las", ".laz"):
+        return None
+    try:
+        return open_chunked(path).count
+    except PcsegError:
+        return None  # the whole-file reader reports what is wrong with it
+
+
+def needs_tiles(path: Path, budget: int) -> bool:
+    """True when segmenting ``path`` whole would not fit ``budget`` bytes."""
+    count = point_count(path)
+    return count is not None and BASE_BYTES + count * IN_MEMORY_BYTES_PER_POINT > budget
+
+
+def halo_width(block_size: float, stride: float, voxel_size: float) -> float:
+    """Metres around a tile holding every point that can affect its points' probabilities: a block's
+    side (as :class:`pcseg.data.blocks.BlockTiling` rounds it) and two voxels (a representative's
+    voxel on either side), plus a centimetre for rounding."""
+    side = math.ceil(block_size / stride - 1e-9) * stride
+    return side + 2 * voxel_size + 0.01
+
+
+@dataclass
+class Bounds:
+    """What pass 1 learns: ``origin`` (3,) float64 (``Cloud.origin``), ``frame``, whether the file
+    has colours and their ``color_peak``, ``histogram`` (nx, ny) points per ``CELL`` from ``lo``
+    (2,) in the xyz frame, and the number of finite ``points``."""
+
+    origin: np.ndarray
+    frame: Frame
+    has_colors: bool
+    color_peak: float
+    lo: np.ndarray
+    histogram: np.ndarray
+    points: int
+
+
+def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, up: str) -> tuple[np.ndarray, np.ndarray]:
+    """(finite mask (n,), float32 coordinates about ``origin`` turned z-up (m, 3) of the finite rows),
+    the values :class:`pcseg.io.Cloud` and :class:`pcseg.segment.Segmenter` give them."""
+    finite = np.isfinite(chunk_xyz).all(axis=1)
+    return finite, to_z_up((chunk_xyz[finite] - origin).astype(np.float32), up)
+
+
+def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
+    """Pass 1 (two reads: the origin first, then everything measured about it)."""
+    low = np.full(3, np.inf)
+    peak, has_colors = -np.inf, False
+    for chunk in reader.chunks():
+        finite = np.isfinite(chunk.xyz).all(axis=1)
+        if finite.any():
+            low = np.minimum(low, chunk.xyz[finite].min(axis=0))
+        if chunk.colors is not None:
+            has_colors, peak = True, max(peak, color_peak(chunk.colors))
+    if not np.isfinite(low).all():
+        raise PcsegError(f"{reader.path}: all {reader.count} points have non-finite coordinates")
+    origin = np.floor(low)
+    lo32, hi32 = np.full(3, np.inf, np.float32), np.full(3, -np.inf, np.float32)
+    cells: dict = {}
+    points = 0
+    for chunk in reader.chunks():
+        _, xyz = _frame_xyz(chunk.xyz, origin, up)
+        if len(xyz) == 0:
+            continue
+        lo32, hi32 = np.minimum(lo32, xyz.min(axis=0)), np.maximum(hi32, xyz.max(axis=0))
+        keys, counts = np.unique(np.floor(xyz[:, :2] / CELL).astype(np.int64), axis=0, return_counts=True)
+        for key, count in zip(map(tuple, keys.tolist()), counts.tolist()):
+            cells[key] = cells.get(key, 0) + count
+        points += len(xyz)
+    keys = np.array(list(cells), dtype=np.int64)
+    first = keys.min(axis=0)
+    histogram = np.zeros(keys.max(axis=0) - first + 1, dtype=np.int64)
+    histogram[tuple((keys - first).T)] = list(cells.values())
+    frame = Frame(lo32.astype(np.float64), lo32, hi32)
+    return Bounds(origin, frame, has_colors, peak, first * CELL, histogram, points)
+
+
+@dataclass
+class TileGrid:
+    """Square tiles of side ``side`` metres from ``lo`` (2,) in the xyz frame, ``shape`` (nx, ny),
+    each read with a halo of ``halo`` metres."""
+
+    lo: np.ndarray
+    side: float
+    shape: tuple[int, int]
+    halo: float
+
+    def __len__(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def owner(self, xy: np.ndarray) -> np.ndarray:
+        """(n,) the tile owning each point of xy (n, 2)."""
+        cell = np.clip(np.floor((xy - self.lo) / self.side).astype(np.int64), 0, np.array(self.shape) - 1)
+        return cell[:, 0] * self.shape[1] + cell[:, 1]
+
+    def reading(self, xy: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(tile, mask (n,)) for every tile whose haloed square holds some of the points xy (n, 2),
+        one mask per tile, so its points keep their order."""
+        owner = self.owner(xy)
+        ti, tj = np.divmod(owner, self.shape[1])
+        reach = math.ceil(self.halo / self.side)
+        masks: dict[int, np.ndarray] = {}
+        for di in range(-reach, reach + 1):
+            for dj in range(-reach, reach + 1):
+                i, j = ti + di, tj + dj
+                inside = (i >= 0) & (i < self.shape[0]) & (j >= 0) & (j < self.shape[1])
+                low = self.lo + np.stack([i, j], axis=1) * self.side - self.halo
+                inside &= (xy >= low).all(axis=1) & (xy < low + self.side + 2 * self.halo).all(axis=1)
+                if di == 0 and dj == 0:
+                    inside[:] = True  # a point's own tile, even beyond the grid's last edge
+                tiles = i * self.shape[1] + j
+                for tile in np.unique(tiles[inside]).tolist():
+                    mask = inside & (tiles == tile)
+                    masks[tile] = masks[tile] | mask if tile in masks else mask
+        return sorted(masks.items())
+
+
+def plan_tiles(bounds: Bounds, halo: float, max_points: int) -> TileGrid:
+    """The fewest tiles (a multiple of ``CELL`` per side) whose haloed squares each hold at most
+    ``max_points`` points, by the histogram (tiles of one cell when none is small enough)."""
+    hist = bounds.histogram
+    pad = math.ceil(halo / CELL)
+    table = np.zeros((hist.shape[0] + 1, hist.shape[1] + 1), dtype=np.int64)
+    table[1:, 1:] = hist.cumsum(0).cumsum(1)
+
+    def largest_tile(m: int) -> int:
+        starts_i, starts_j = np.arange(0, hist.shape[0], m), np.arange(0, hist.shape[1], m)
+        a0 = np.clip(starts_i - pad, 0, hist.shape[0])[:, None]
+        a1 = np.clip(starts_i + m + pad, 0, hist.shape[0])[:, None]
+        b0 = np.clip(starts_j - pad, 0, hist.shape[1])[None, :]
+        b1 = np.clip(starts_j + m + pad, 0, hist.shape[1])[None, :]
+        return int((table[a1, b1] - table[a0, b1] - table[a1, b0] + table[a0, b0]).max())
+
+    m = max(hist.shape)
+    while m > 1 and largest_tile(m) > max_points:
+        m = max(1, int(m / 1.25))
+    shape = (math.ceil(hist.shape[0] / m), math.ceil(hist.shape[1] / m))
+    return TileGrid(bounds.lo, m * CELL, shape, halo)
+
+
+def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grid: TileGrid, up: str, folder: Path) -> list[Path]:
+    """Pass 2: every finite point appended to the scratch file of each tile that reads it."""
+    paths = [folder / f"tile_{t}.bin" for t in range(len(grid))]
+    files = [open(p, "wb") for p in paths]
+    try:
+        for chunk in reader.chunks():
+            finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
+            records = np.empty(len(xyz), TILE_RECORD)
+            records["index"] = chunk.start + np.flatnonzero(finite)
+            records["xyz"] = xyz
+            rgb = reader.rgb(chunk)
+            records["rgb"] = 0 if rgb is None else rgb[finite]
+            owner = grid.owner(xyz[:, :2])
+            for tile, mask in grid.reading(xyz[:, :2]):
+                part = records[mask]
+                part["owned"] = owner[mask] == tile
+                files[tile].write(part.tobytes())
+    finally:
+        for f in files:
+            f.close()
+    return paths
+
+
+def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_colors: bool = False,
+                  overwrite: bool = False, progress: bool = True) -> np.ndarray:
+    """Segment ``source`` (binary PLY, LAS or LAZ) tile by tile within ``budget`` bytes and write the
+    labelled PLY ``target`` (as :func:`pcseg.io.write_labelled_ply` would, streaming, atomically).
+
+    Returns (labels (N,) uint8, 255 for non-finite points; confidence (N,) float32, 0 for them).
+    """
+    from .infer import predict_probabilities
+
+    target = check_output_path(target, inputs=[source], overwrite=overwrite)
+    if target.suffix.lower() != ".ply":
+        raise PcsegError(f"{target}: clouds over --max-memory are written as .ply")
+    reader = open_chunked(source)
+    bounds = scan_bounds(reader, segmenter.up)
+    reader.set_color_peak(bounds.color_peak)
+    max_points = max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT)
+    grid = plan_tiles(bounds, halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size), max_points)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pcseg_tiles_", dir=target.parent) as scratch:
+        folder = Path(scratch)
+        labels = np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))
+        labels[:] = UNLABELLED
+        confidence = np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
+        for tile, path in enumerate(split_into_tiles(reader, bounds, grid, segmenter.up, folder)):
+            records = np.fromfile(path, TILE_RECORD)
+            path.unlink()
+            owned = records["owned"]
+            if not owned.any():
+                continue
+            rgb = records["rgb"] if bounds.has_colors else None
+            probs = predict_probabilities(
+                segmenter.model, np.ascontiguousarray(records["xyz"]), rgb, feature_set=segmenter.feature_set,
+                num_points=segmenter.num_points, block_size=segmenter.block_size, stride=segmenter.stride,
+                batch_size=segmenter.batch_size, device=segmenter.device, voxel_size=segmenter.voxel_size,
+                votes=segmenter.votes, progress=progress, frame=bounds.frame)
+            labels[records["index"][owned]] = probs[owned].argmax(axis=1)
+            confidence[records["index"][owned]] = confidence_of(probs[owned])
+            del records, probs
+        write_streaming_ply(target, reader, labels, confidence, keep_colors=keep_colors)
+        del labels, confidence
+        return np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
+
+
+def write_streaming_ply(target: Path, reader: ChunkedCloud, labels: np.ndarray, confidence: np.ndarray, *,
+                        keep_colors: bool) -> None:
+    """Pass 4: the labelled PLY of ``reader``'s points, one chunk at a time, atomically."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
+        header_written = False
+        for chunk in reader.chunks():
+            part = slice(chunk.start, chunk.start + len(chunk.xyz))
+            rows = labelled_vertex(reader.properties(chunk), labels[part], confidence[part],
+                                   keep_colors and chunk.colors is not None)
+            if not header_written:
+                out.write(ply_header(rows.dtype, reader.count))
+                header_written = True
+            out.write(rows.astype(rows.dtype.newbyteorder("<")).tobytes())
