@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from .classes import UNLABELLED
 from .errors import PcsegError
@@ -37,6 +38,7 @@ from .infer import Frame
 from .io.chunked import ChunkedCloud, open_chunked
 from .io.cloud import color_peak
 from .io.labelled import confidence_of
+from .io.las import open_las
 from .io.ply import labelled_vertex, ply_header
 from .up_axis import to_z_up
 
@@ -73,19 +75,38 @@ def parse_size(text: str) -> int:
 
 
 def point_count(path: Path) -> Optional[int]:
-    """The points a PLY/LAS/LAZ header declares, without reading the points (None for other files)."""
-    if path.suffix.lower() not in (".ply", ".las", ".laz"):
-        return None
+    """The points a PLY/LAS/LAZ header declares, reading the header only (None for other files or
+    an unreadable header: the whole-file reader then reports what is wrong)."""
+    import plyfile
+
+    suffix = path.suffix.lower()
     try:
-        return open_chunked(path).count
-    except PcsegError:
-        return None  # the whole-file reader reports what is wrong with it
+        if suffix == ".ply":
+            with open(path, "rb") as fh:
+                return plyfile.PlyData._parse_header(fh)["vertex"].count
+        if suffix in (".las", ".laz"):
+            with open_las(path) as reader:
+                return int(reader.header.point_count)
+    except (PcsegError, plyfile.PlyParseError, KeyError, ValueError, OSError):
+        return None
+    return None
 
 
-def needs_tiles(path: Path, budget: int) -> bool:
-    """True when segmenting ``path`` whole would not fit ``budget`` bytes."""
-    count = point_count(path)
-    return count is not None and BASE_BYTES + count * IN_MEMORY_BYTES_PER_POINT > budget
+def tiled_inputs(plan, budget: int) -> set[Path]:
+    """The inputs of ``plan`` ((input, output, picture or None, probabilities or None) rows) too large
+    to segment whole within ``budget`` bytes; PcsegError when one of them cannot be segmented in tiles."""
+    tiled = set()
+    for source, target, picture, probabilities in plan:
+        count = point_count(source)
+        if count is None or BASE_BYTES + count * IN_MEMORY_BYTES_PER_POINT <= budget:
+            continue
+        open_chunked(source)  # raises for files that cannot be read in parts
+        if target.suffix.lower() != ".ply":
+            raise PcsegError(f"{target}: clouds over --max-memory are written as .ply (-o NAME.ply, or --format ply for a folder)")
+        if picture is not None or probabilities is not None:
+            raise PcsegError(f"{source}: --render and --probabilities are not available for clouds over --max-memory")
+        tiled.add(source)
+    return tiled
 
 
 def halo_width(block_size: float, stride: float, voxel_size: float) -> float:
@@ -247,8 +268,6 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
     from .infer import predict_probabilities
 
     target = check_output_path(target, inputs=[source], overwrite=overwrite)
-    if target.suffix.lower() != ".ply":
-        raise PcsegError(f"{target}: clouds over --max-memory are written as .ply")
     reader = open_chunked(source)
     bounds = scan_bounds(reader, segmenter.up)
     reader.set_color_peak(bounds.color_peak)
@@ -260,7 +279,8 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
         labels = np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))
         labels[:] = UNLABELLED
         confidence = np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
-        for tile, path in enumerate(split_into_tiles(reader, bounds, grid, segmenter.up, folder)):
+        paths = split_into_tiles(reader, bounds, grid, segmenter.up, folder)
+        for path in tqdm(paths, desc=f"{source.name}: tiles", unit="tile", disable=not progress):
             records = np.fromfile(path, TILE_RECORD)
             path.unlink()
             owned = records["owned"]
@@ -271,7 +291,7 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
                 segmenter.model, np.ascontiguousarray(records["xyz"]), rgb, feature_set=segmenter.feature_set,
                 num_points=segmenter.num_points, block_size=segmenter.block_size, stride=segmenter.stride,
                 batch_size=segmenter.batch_size, device=segmenter.device, voxel_size=segmenter.voxel_size,
-                votes=segmenter.votes, progress=progress, frame=bounds.frame)
+                votes=segmenter.votes, progress=False, frame=bounds.frame)
             labels[records["index"][owned]] = probs[owned].argmax(axis=1)
             confidence[records["index"][owned]] = confidence_of(probs[owned])
             del records, probs

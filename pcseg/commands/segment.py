@@ -43,6 +43,10 @@ def register(subparsers) -> None:
     parser.add_argument("--keep-colors", action="store_true",
                         help="keep the input colours in a PLY output (default: points take their class colour; "
                              "LAS outputs always keep them)")
+    parser.add_argument("--max-memory", default=None, metavar="SIZE",
+                        help="memory budget, e.g. 6G: larger clouds (binary PLY, LAS, LAZ) are read, segmented "
+                             "and written in spatial tiles as PLY, with the labels of a whole-cloud run "
+                             "(default: half the machine's memory)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     parser.set_defaults(func=run)
 
@@ -121,12 +125,15 @@ def run(args) -> int:
     from ..ranks import Ranks
     from ..segment import Segmenter
     from ..summary import class_summary
+    from ..tiled import default_budget, parse_size, segment_tiled, tiled_inputs
     from ..up_axis import to_z_up
 
     started = time.perf_counter()
     ranks = Ranks.start()  # under torchrun, each process segments its share of the inputs
     with ranks.all_or_none():
         plan = plan_outputs(args)
+        budget = default_budget() if args.max_memory is None else parse_size(args.max_memory)
+        tiled = tiled_inputs(plan, budget)  # larger than the budget: read, segmented and written in tiles
     segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
                                args.num_points, args.up, args.voxel_size, args.votes)
     mine = ranks.share(plan, [row[0].stat().st_size for row in plan])
@@ -134,18 +141,25 @@ def run(args) -> int:
         with ranks.all_or_none(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
             for _, (source, target, _, _) in mine:
-                check_writable(target, read_cloud(source))
+                if source not in tiled:
+                    check_writable(target, read_cloud(source))
     reports = {}
     for index, (source, target, picture, probabilities) in mine:
         with ranks.report(reports, index):
-            cloud = read_reporting_warnings(source)
-            check_writable(target, cloud)
-            start = time.perf_counter()
-            labels, probs = segmenter.labels(cloud, progress=ranks.is_first)
-            seconds = time.perf_counter() - start
-            confidence = confidence_of(probs)
-            write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
-            print(f"{source} -> {target}: {len(cloud):,} points labelled in {seconds:.1f} s "
+            if source in tiled:  # read, segmented and written tile by tile (the time counts all three)
+                start = time.perf_counter()
+                labels, confidence = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
+                                                   overwrite=args.overwrite, progress=ranks.is_first)
+                seconds = time.perf_counter() - start
+            else:
+                cloud = read_reporting_warnings(source)
+                check_writable(target, cloud)
+                start = time.perf_counter()
+                labels, probs = segmenter.labels(cloud, progress=ranks.is_first)
+                seconds = time.perf_counter() - start
+                confidence = confidence_of(probs)
+                write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
+            print(f"{source} -> {target}: {len(labels):,} points labelled in {seconds:.1f} s "
                   f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
                   f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''})")
             if probabilities is not None:

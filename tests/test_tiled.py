@@ -1,0 +1,119 @@
+"""pcseg segment --max-memory: clouds over the budget are read, segmented and written in tiles,
+and the output is the untiled run's, labels on tile borders included."""
+
+import numpy as np
+import plyfile
+import pytest
+import torch
+
+from pcseg.checkpoint import save_checkpoint
+from pcseg.classes import S3DIS_CLASSES, UNLABELLED
+from pcseg.cli import main
+from pcseg.data.synthetic import generate_room
+from pcseg.errors import PcsegError
+from pcseg.io import write_ply
+from pcseg.io.chunked import open_chunked
+from pcseg.models import build
+from pcseg import tiled
+
+#: A budget that leaves room for about this many points per haloed tile.
+SMALL_TILE_POINTS = 4000
+
+
+def budget_for(points):
+    return tiled.BASE_BYTES + points * tiled.TILE_BYTES_PER_POINT
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build("pointnet", 13, 9)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config,
+                           "data": {"feature_set": "xyzrgbn", "num_points": 256, "block_size": 1.0, "stride": 0.5},
+                           "class_names": list(S3DIS_CLASSES)})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory):
+    """A generated office of about 9,000 points with a few NaN rows, as a binary PLY."""
+    cloud = generate_room(3, kind="office", density=60)
+    xyz = cloud.xyz.astype(np.float64)
+    xyz[::997] = np.nan
+    path = tmp_path_factory.mktemp("room") / "office.ply"
+    write_ply(path, xyz, cloud.rgb)
+    return path
+
+
+def _rows(path):
+    return plyfile.PlyData.read(str(path))["vertex"].data
+
+
+def _assert_same_rows(a, b):
+    assert a.dtype == b.dtype and len(a) == len(b)
+    for name in a.dtype.names:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)  # NaN rows compare equal
+
+
+def test_parse_size():
+    assert tiled.parse_size("6G") == 6 * 2**30
+    assert tiled.parse_size("512M") == 512 * 2**20
+    assert tiled.parse_size("2.5GB") == int(2.5 * 2**30)
+    assert tiled.parse_size("1GiB") == 2**30
+    assert tiled.parse_size("123456") == 123456
+    for bad in ("", "-1G", "lots", "0"):
+        with pytest.raises(PcsegError, match="--max-memory"):
+            tiled.parse_size(bad)
+
+
+def test_tiles_give_the_untiled_output(room, tmp_path):
+    """The bundled PointNet (labels that vary, unlike an untrained model's) on about 7 tiles."""
+    reader = open_chunked(room)
+    grid = tiled.plan_tiles(tiled.scan_bounds(reader, "z"), tiled.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
+    assert len(grid) >= 6                                    # really tiled, with borders between tiles
+    whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
+    assert main(["segment", str(room), "-o", str(whole), "--model", "pointnet_synthetic", "--device", "cpu"]) == 0
+    assert main(["segment", str(room), "-o", str(parts), "--model", "pointnet_synthetic", "--device", "cpu",
+                 "--max-memory", str(budget_for(SMALL_TILE_POINTS))]) == 0
+    expected, got = _rows(whole), _rows(parts)
+    _assert_same_rows(expected, got)
+    assert (got["label"][::997] == UNLABELLED).all() and len(np.unique(got["label"])) > 4
+    assert not list(tmp_path.glob(".pcseg_tiles_*"))        # scratch files removed
+
+
+def test_las_input_in_tiles(checkpoint, real_scans, tmp_path):
+    scan = real_scans / "laspy_simple.las"
+    whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
+    assert main(["segment", str(scan), "-o", str(whole), "--model", checkpoint, "--device", "cpu"]) == 0
+    assert main(["segment", str(scan), "-o", str(parts), "--model", checkpoint, "--device", "cpu",
+                 "--max-memory", str(budget_for(200))]) == 0
+    _assert_same_rows(_rows(whole), _rows(parts))
+
+
+@pytest.mark.parametrize("case", ["render", "ascii", "mesh", "pcd"])
+def test_what_cannot_be_tiled_fails_before_any_work(checkpoint, room, tmp_path, capsys, case):
+    source, extra = room, []
+    if case == "render":
+        extra = ["--render", str(tmp_path / "p.png")]
+    elif case == "ascii":
+        source = tmp_path / "ascii.ply"
+        plyfile.PlyData([plyfile.PlyElement.describe(_rows(room), "vertex")], text=True).write(str(source))
+    elif case == "mesh":
+        source = tmp_path / "mesh.ply"
+        faces = np.array([([0, 1, 2],)], dtype=[("vertex_indices", "i4", (3,))])
+        plyfile.PlyData([plyfile.PlyElement.describe(_rows(room), "vertex"),
+                         plyfile.PlyElement.describe(faces, "face")]).write(str(source))
+    else:
+        source = tmp_path / "cloud.pcd"
+        source.write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 1\n"
+                          "POINTS 3\nDATA ascii\n0 0 0\n1 0 0\n0 1 0\n")
+    out = tmp_path / "out.ply"
+    status = main(["segment", str(source), "-o", str(out), "--model", checkpoint, "--device", "cpu",
+                   "--max-memory", str(budget_for(100)), *extra])
+    message = capsys.readouterr().err
+    if case == "pcd":  # a format without a header count is read whole
+        assert status == 0 and out.exists()
+        return
+    assert status == 2 and message.startswith("pcseg: error: ") and "max-memory" in message
+    assert not out.exists()
