@@ -120,8 +120,8 @@ def halo_width(block_size: float, stride: float, voxel_size: float) -> float:
 @dataclass
 class Bounds:
     """What pass 1 learns: ``origin`` (3,) float64 (``Cloud.origin``), ``frame``, whether the file
-    has colours and their ``color_peak``, ``histogram`` (nx, ny) points per ``CELL`` from ``lo``
-    (2,) in the xyz frame, and the number of finite ``points``."""
+    has colours and their ``color_peak``, and ``histogram`` (nx, ny) points per ``CELL`` from ``lo``
+    (2,) in the xyz frame."""
 
     origin: np.ndarray
     frame: Frame
@@ -129,7 +129,6 @@ class Bounds:
     color_peak: float
     lo: np.ndarray
     histogram: np.ndarray
-    points: int
 
 
 def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, up: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +153,6 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
     origin = np.floor(low)
     lo32, hi32 = np.full(3, np.inf, np.float32), np.full(3, -np.inf, np.float32)
     cells: dict = {}
-    points = 0
     for chunk in reader.chunks():
         _, xyz = _frame_xyz(chunk.xyz, origin, up)
         if len(xyz) == 0:
@@ -163,13 +161,12 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
         keys, counts = np.unique(np.floor(xyz[:, :2] / CELL).astype(np.int64), axis=0, return_counts=True)
         for key, count in zip(map(tuple, keys.tolist()), counts.tolist()):
             cells[key] = cells.get(key, 0) + count
-        points += len(xyz)
     keys = np.array(list(cells), dtype=np.int64)
     first = keys.min(axis=0)
     histogram = np.zeros(keys.max(axis=0) - first + 1, dtype=np.int64)
     histogram[tuple((keys - first).T)] = list(cells.values())
     frame = Frame(lo32.astype(np.float64), lo32, hi32)
-    return Bounds(origin, frame, has_colors, peak, first * CELL, histogram, points)
+    return Bounds(origin, frame, has_colors, peak, first * CELL, histogram)
 
 
 @dataclass
