@@ -13,7 +13,7 @@ Models are untrained (the time does not depend on the weights) and use the block
 of ``pcseg/configs/<model>_s3dis_area5.yaml``.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_segment.py [--models pointnet acnn]
-        [--points 1000000] [--big 100000000 ...] [--max-memory 6G] [--big-stride S]
+        [--points 1000000] [--big 100000000 ...] [--max-memory 4G] [--big-stride S]
         [--sparse ../shared/real/laspy_autzen_trim.laz] [--rank-scans 4] [--rank-points 250000]
         [--threads 2] [--work /tmp/pcseg_bench]
 
@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--big", type=int, nargs="+", default=[100_000_000],
                         help="points of the memory checks (0: skip)")
-    parser.add_argument("--max-memory", default="6G", help="pcseg segment --max-memory of the memory checks")
+    parser.add_argument("--max-memory", default="4G", help="pcseg segment --max-memory of the memory checks")
     parser.add_argument("--sparse", default=str(ROOT.parent / "shared" / "real" / "laspy_autzen_trim.laz"),
                         help="the sparse tile ('' skips)")
     parser.add_argument("--rank-scans", type=int, default=4, help="scans of the rank comparison (0: skip)")
