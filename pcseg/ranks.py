@@ -6,7 +6,8 @@ processes (ranks) with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` set; ``pcseg 
 nothing here communicates.
 
 ``pcseg segment`` gives each rank a share of the inputs (:meth:`Ranks.share`, balanced by
-file size), each rank writes its own outputs, and rank 0 prints every input's report in
+file size) and the tiles of every input too large for memory (:func:`pcseg.tiled.segment_tiled`),
+each rank writes its own outputs, and rank 0 prints every input's report in
 input order (:meth:`Ranks.report`, :meth:`Ranks.print_reports`). Errors found by any rank before anything is
 written stop every rank (:meth:`Ranks.all_or_none`).
 """
@@ -73,6 +74,19 @@ class Ranks:
             load[owner[i]] += sizes[i]
         return [(i, item) for i, item in enumerate(items) if owner[i] == self.rank]
 
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank (a picklable object; other ranks pass anything)."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        if self.world > 1:
+            dist.barrier()
+
     @contextmanager
     def all_or_none(self):
         """Run a block on every rank; a :class:`PcsegError` in it on any rank is raised on every
@@ -100,7 +114,8 @@ class Ranks:
             return
         with io.StringIO() as buffer, redirect_stdout(buffer):
             yield
-            reports[index] = buffer.getvalue()
+            if buffer.getvalue():  # a rank that only helped with an input reports nothing for it
+                reports[index] = buffer.getvalue()
 
     def print_reports(self, reports: dict[int, str], footer: str) -> None:
         """With several ranks: every rank's :meth:`report` texts reach rank 0, which prints them in

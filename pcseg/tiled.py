@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -40,6 +41,7 @@ from .io.cloud import color_peak
 from .io.labelled import confidence_of
 from .io.las import open_las
 from .io.ply import labelled_vertex, ply_header
+from .ranks import Ranks
 from .up_axis import to_z_up
 
 #: Memory per point of a cloud segmented whole (read, voxels, probabilities, output rows), bytes.
@@ -256,28 +258,37 @@ def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grid: TileGrid, up: s
 
 
 def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_colors: bool = False,
-                  overwrite: bool = False, progress: bool = True) -> np.ndarray:
+                  overwrite: bool = False, progress: bool = True, ranks: Ranks = Ranks()):
     """Segment ``source`` (binary PLY, LAS or LAZ) tile by tile within ``budget`` bytes and write the
     labelled PLY ``target`` (as :func:`pcseg.io.write_labelled_ply` would, streaming, atomically).
 
-    Returns (labels (N,) uint8, 255 for non-finite points; confidence (N,) float32, 0 for them).
+    With several ``ranks`` every rank calls this: rank 0 reads, splits and writes, and the tiles are
+    shared between the ranks through a scratch folder beside ``target`` (on storage every rank sees).
+
+    Returns (labels (N,) uint8, 255 for non-finite points; confidence (N,) float32, 0 for them) on
+    rank 0, None on the others.
     """
     from .infer import predict_probabilities
 
     target = check_output_path(target, inputs=[source], overwrite=overwrite)
     reader = open_chunked(source)
-    bounds = scan_bounds(reader, segmenter.up)
-    reader.set_color_peak(bounds.color_peak)
-    max_points = max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT)
-    grid = plan_tiles(bounds, halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size), max_points)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".pcseg_tiles_", dir=target.parent) as scratch:
-        folder = Path(scratch)
-        labels = np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))
-        labels[:] = UNLABELLED
-        confidence = np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
-        paths = split_into_tiles(reader, bounds, grid, segmenter.up, folder)
-        for path in tqdm(paths, desc=f"{source.name}: tiles", unit="tile", disable=not progress):
+    with _scratch_folder(target, ranks) as folder:
+        shared = None
+        if ranks.is_first:
+            bounds = scan_bounds(reader, segmenter.up)
+            reader.set_color_peak(bounds.color_peak)
+            max_points = max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT)
+            halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size)
+            grid = plan_tiles(bounds, halo, max_points)
+            np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))[:] = UNLABELLED
+            np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
+            shared = bounds, len(split_into_tiles(reader, bounds, grid, segmenter.up, folder))
+        bounds, tiles = ranks.broadcast(shared)
+        labels = np.load(folder / "labels.npy", mmap_mode="r+")
+        confidence = np.load(folder / "confidence.npy", mmap_mode="r+")
+        mine = range(ranks.rank, tiles, ranks.world)
+        for tile in tqdm(mine, desc=f"{source.name}: tiles", unit="tile", disable=not progress):
+            path = folder / f"tile_{tile}.bin"
             records = np.fromfile(path, TILE_RECORD)
             path.unlink()
             owned = records["owned"]
@@ -292,9 +303,27 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
             labels[records["index"][owned]] = probs[owned].argmax(axis=1)
             confidence[records["index"][owned]] = confidence_of(probs[owned])
             del records, probs
+        labels.flush()
+        confidence.flush()
+        ranks.barrier()
+        if not ranks.is_first:
+            return None
         write_streaming_ply(target, reader, labels, confidence, keep_colors=keep_colors)
         del labels, confidence
         return np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
+
+
+@contextmanager
+def _scratch_folder(target: Path, ranks: Ranks):
+    """A scratch folder beside ``target``: made by rank 0, its path sent to every rank, removed by rank 0
+    when it leaves (after the others, which leave it once their tiles are done)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not ranks.is_first:
+        yield Path(ranks.broadcast(None))
+        return
+    with tempfile.TemporaryDirectory(prefix=".pcseg_tiles_", dir=target.parent) as scratch:
+        ranks.broadcast(scratch)
+        yield Path(scratch)
 
 
 def write_streaming_ply(target: Path, reader: ChunkedCloud, labels: np.ndarray, confidence: np.ndarray, *,

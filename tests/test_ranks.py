@@ -81,3 +81,23 @@ def test_an_error_on_one_rank_stops_both_before_writing(job, tmp_path):
     assert result.stderr.count("pcseg: error: ") == 2 and "broken.ply" in result.stderr
     assert "PcsegError" not in result.stderr                 # a one-line error (torchrun reports the exit)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_two_ranks_share_the_tiles_of_one_large_scan(tmp_path):
+    """One scan over --max-memory: both ranks segment tiles, rank 0 writes what one process writes."""
+    from pcseg.data.synthetic import generate_room
+    from pcseg.tiled import BASE_BYTES, TILE_BYTES_PER_POINT
+
+    room = generate_room(3, kind="office", density=60)
+    scan = tmp_path / "office.ply"
+    write_ply(scan, room.xyz, room.rgb)
+    budget = str(BASE_BYTES + 4000 * TILE_BYTES_PER_POINT)
+    common = ["--model", "pointnet_synthetic", "--device", "cpu", "--max-memory", budget]
+    assert main(["segment", str(scan), "-o", str(tmp_path / "one.ply"), *common]) == 0
+    result = torchrun([str(scan), "-o", str(tmp_path / "two.ply"), *common], 29543)
+    assert result.returncode == 0, result.stderr
+    one, two = _labels(tmp_path / "one.ply"), _labels(tmp_path / "two.ply")
+    np.testing.assert_array_equal(one, two)
+    assert len(np.unique(one)) > 4
+    assert [line.split(" -> ")[0] for line in result.stdout.splitlines() if " -> " in line] == [str(scan)]
+    assert not list(tmp_path.glob(".pcseg_tiles_*"))

@@ -136,7 +136,10 @@ def run(args) -> int:
         tiled = tiled_inputs(plan, budget)  # larger than the budget: read, segmented and written in tiles
     segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
                                args.num_points, args.up, args.voxel_size, args.votes)
-    mine = ranks.share(plan, [row[0].stat().st_size for row in plan])
+    # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
+    mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
+    whole = [i for i, row in enumerate(plan) if row[0] not in tiled]
+    mine += [(whole[k], row) for k, row in ranks.share([plan[i] for i in whole], [plan[i][0].stat().st_size for i in whole])]
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
         with ranks.all_or_none(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
@@ -148,9 +151,12 @@ def run(args) -> int:
         with ranks.report(reports, index):
             if source in tiled:  # read, segmented and written tile by tile (the time counts all three)
                 start = time.perf_counter()
-                labels, confidence = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
-                                                   overwrite=args.overwrite, progress=ranks.is_first)
+                result = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
+                                       overwrite=args.overwrite, progress=ranks.is_first, ranks=ranks)
                 seconds = time.perf_counter() - start
+                if result is None:  # another rank's share of the tiles: rank 0 writes and reports
+                    continue
+                labels, confidence = result
             else:
                 cloud = read_reporting_warnings(source)
                 check_writable(target, cloud)
