@@ -273,7 +273,7 @@ def huge_scan(room: Path, points: int, args) -> None:
 
 def sparse_against_room(tile: Path, args) -> None:
     """Time per point of the bundled default model on a sparse tile and on the sample room, one run."""
-    from pcseg.bundled import DEFAULT_MODEL
+    from pcseg.bundled import DEFAULT_MODEL  # acnn_synthetic when the README's figures were measured
 
     rows = []
     for cloud in (SAMPLE_ROOM, tile):
