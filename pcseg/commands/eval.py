@@ -30,23 +30,15 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _config_sources(meta: dict) -> list[dict]:
-    """The sources (name, root, areas_val) of the checkpoint's training config."""
-    data = meta.get("config", {}).get("data", {})
-    if "sources" in data:
-        return [s for s in data["sources"] if isinstance(s, dict) and "root" in s]
-    if "root" in data:
-        return [{"name": Path(str(data["root"])).name, "root": data["root"], "areas_val": data.get("areas_val")}]
-    return []
-
-
 def evaluation_targets(data_args, areas, meta: dict) -> list[tuple[str, str, list[str]]]:
     """(name, cache root, areas) to score, from ``--data`` / ``--areas`` and the checkpoint."""
+    from ..data.sources import source_specs
     from ..errors import PcsegError
 
-    known = _config_sources(meta)
+    data = meta.get("config", {}).get("data", {})
+    known = source_specs(data) if data else []
     if not data_args:
-        targets = [(s.get("name", s["root"]), s["root"], list(areas or s.get("areas_val") or [])) for s in known]
+        targets = [(s["name"], s["root"], list(areas or s.get("areas_val") or [])) for s in known]
         targets = [t for t in targets if t[2]]
         if not targets:
             raise PcsegError("the checkpoint names no validation areas: give --data (and --areas)")

@@ -27,13 +27,14 @@ def run(args) -> int:
     if args.resume and (Path(args.out) / PLAN_FILE).is_file():
         train_stages({}, [], args.out, resume=True)
         return 0
-    if not args.resume and is_staged(load_config(args.config)):
-        last = train_stages(load_config(args.config), args.overrides, args.out)
-        print(f"all stages done; the last stage's run folder: {last}")
-        return 0
     if args.resume:
         config = load_checkpoint(RunDir(args.out, resume=True).last)["config"]
     else:
-        config = apply_overrides(load_config(args.config), args.overrides)
+        config = load_config(args.config)
+        if is_staged(config):
+            last = train_stages(config, args.overrides, args.out)
+            print(f"all stages done; the last stage's run folder: {last}")
+            return 0
+        config = apply_overrides(config, args.overrides)
     train(config, args.out, resume=args.resume)
     return 0

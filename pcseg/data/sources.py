@@ -45,7 +45,9 @@ class Source:
     share: float
 
 
-def _source_specs(data: dict) -> list[dict]:
+def source_specs(data: dict) -> list[dict]:
+    """The sources a ``data`` section names, as ``{name, root, areas_train, areas_val, share}``
+    specs (one for a single-cache config, named after its folder); checked, not loaded."""
     if "sources" not in data:
         return [{"name": Path(str(data["root"])).name or "data", "root": data["root"],
                  "areas_train": data["areas_train"], "areas_val": data.get("areas_val") or [], "share": 1.0}]
@@ -63,7 +65,7 @@ def _source_specs(data: dict) -> list[dict]:
 def load_sources(data: dict) -> list[Source]:
     """The sources a config's ``data`` section names, with their rooms; checked."""
     sources = []
-    for spec in _source_specs(data):
+    for spec in source_specs(data):
         share = spec.get("share", 1.0)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or share < 0:
             raise PcsegError(f"data source {spec['name']}: share must be a number >= 0, got {share!r}")

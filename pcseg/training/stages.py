@@ -88,11 +88,12 @@ def train_stages(config: dict, overrides: list[str], out_dir, resume: bool = Fal
     plan = _plan(config, overrides, out, resume)
     stages = stage_configs(plan["config"], plan["overrides"])  # checked before any stage trains
     previous = None
-    for name, stage_config in stages:
+    for spec, (name, stage_config) in zip(plan["config"]["stages"], stages):
         folder = out / name
         export = folder / "export.pt"
         if not export.is_file():
-            if previous is not None and not any(o.startswith("train.init=") for o in _own_sets(plan, name)):
+            sets_init = any(str(o).startswith("train.init=") for o in spec.get("set") or [])
+            if previous is not None and not sets_init:
                 stage_config["train"]["init"] = str(previous)
             interrupted = (folder / "last.pt").is_file()
             if folder.exists() and not interrupted:
@@ -102,8 +103,3 @@ def train_stages(config: dict, overrides: list[str], out_dir, resume: bool = Fal
             export_checkpoint(RunDir(folder, resume=True).best, export)
         previous = export
     return out / stages[-1][0]
-
-
-def _own_sets(plan: dict, name: str) -> list[str]:
-    stage = next(s for s in plan["config"]["stages"] if str(s["name"]) == name)
-    return [str(o) for o in (stage.get("set") or [])]
