@@ -65,6 +65,15 @@ def top_classes(labels: np.ndarray, names, k: int = 4) -> str:
     return ", ".join(f"{names[i]} {100 * counts[i] / len(labels):.0f}%" for i in order if counts[i])
 
 
+def picture_against_truth(segmenter: Segmenter, cloud, truth: np.ndarray, path: Path, title: str, name: str) -> None:
+    """Segment a z-up cloud, draw prediction | truth | errors to ``path`` and print its OA and mIoU."""
+    segmenter.up = "z"
+    labels, _ = segmenter.labels(cloud, progress=False)
+    result = scores(confusion_matrix(truth, labels, len(segmenter.class_names)))
+    render_png(path, cloud.xyz, labels, segmenter.class_names, gt=truth, title=title)
+    print(f"{name} ({len(cloud):,} points): OA {100 * result['OA']:.1f}, mIoU {100 * result['mIoU']:.1f}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="bundled model name or checkpoint")
@@ -85,24 +94,14 @@ def main() -> None:
     names = segmenter.class_names
     if "sample" in todo:
         truth = read_quietly(SAMPLE / "room_labels.ply")
-        labels, _ = segmenter.labels(truth, progress=False)
-        result = scores(confusion_matrix(truth.labels, labels, len(names)))
-        render_png(out / f"{stem}_sample_room.png", truth.xyz, labels, names, gt=truth.labels,
-                   title="datasets/samples/room.ply")
-        print(f"sample room ({len(truth):,} points): OA {100 * result['OA']:.1f}, "
-              f"mIoU {100 * result['mIoU']:.1f}\n")
+        picture_against_truth(segmenter, truth, truth.labels, out / f"{stem}_sample_room.png",
+                              "datasets/samples/room.ply", "sample room")
 
     for folder in (Path(r) for r in args.real_rooms if "rooms" in todo):
         cache, rel = folder.parents[1], f"{folder.parent.name}/{folder.name}"
         room = load_room(cache, read_room_entry(cache, rel), mmap=False)
-        cloud = Cloud.from_arrays(room.xyz, rgb=room.rgb)
-        segmenter.up = "z"
-        labels, _ = segmenter.labels(cloud, progress=False)
-        result = scores(confusion_matrix(room.labels, labels, len(names)))
-        render_png(out / f"{stem}_real_{folder.name}.png", room.xyz, labels, names, gt=room.labels,
-                   title=f"{rel} (real, validation)")
-        print(f"real room {rel} ({len(room.labels):,} points): OA {100 * result['OA']:.1f}, "
-              f"mIoU {100 * result['mIoU']:.1f}\n")
+        picture_against_truth(segmenter, Cloud.from_arrays(room.xyz, rgb=room.rgb), room.labels,
+                              out / f"{stem}_real_{folder.name}.png", f"{rel} (real, validation)", f"real room {rel}")
 
     print("| scan | up | points | time | most frequent labels | median height (0 low, 1 high) |")
     print("|---|---|---|---|---|---|")
