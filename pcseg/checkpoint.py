@@ -1,7 +1,8 @@
 """Checkpoints: one dict per file, written atomically.
 
 Keys: ``model`` (state_dict), ``model_config`` (``build(**model_config)`` rebuilds the
-network), ``data`` (feature_set, num_points, block_size, stride: what inference needs),
+network), ``data`` (feature_set, num_points, block_size, stride and colours, False when the model
+never reads colours: what inference needs),
 ``class_names``; training checkpoints add ``optimizer``, ``scheduler``, ``epoch``, ``step``,
 ``rng``, ``config`` and ``metrics``, and with ``train.ema_decay`` ``train_model`` (the raw
 weights; ``model`` is then their moving average) and ``average_count`` (the steps averaged).

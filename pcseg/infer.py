@@ -94,7 +94,8 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
                           feature_set: str, num_points: int = 4096, block_size: float = 1.0,
                           stride: float = 0.5, batch_size: int = 16, device: str | torch.device = "cpu",
                           valid: Optional[np.ndarray] = None, voxel_size: float = 0.0, votes: int = 1,
-                          seed: int = 0, progress: bool = True, frame: Optional[Frame] = None) -> np.ndarray:
+                          seed: int = 0, progress: bool = True, frame: Optional[Frame] = None,
+                          colours: bool = True) -> np.ndarray:
     """Class probabilities (N, K) float32 for every point of a cloud.
 
     Args:
@@ -105,10 +106,12 @@ def predict_probabilities(model: torch.nn.Module, xyz: np.ndarray, rgb: Optional
         voxel_size: metres; > 0 runs the model on one point per voxel (see the module).
         votes: turns of every block (>= 1; see the module).
         frame: the whole cloud's :class:`Frame` when ``xyz`` is a tile of it (default: this cloud's).
+        colours: False for a model trained without colours (``data.colours``): ``rgb`` is not read.
     """
     if votes < 1:
         raise ValueError(f"votes must be at least 1, got {votes}")
     frame = Frame.of(xyz, valid) if frame is None else frame
+    rgb = rgb if colours else None
     options = dict(feature_set=feature_set, num_points=num_points, block_size=block_size, stride=stride,
                    batch_size=batch_size, device=device, votes=votes, seed=seed, progress=progress, frame=frame)
     if voxel_size <= 0:

@@ -71,6 +71,7 @@ class Segmenter:
     up: str = "z"
     voxel_size: float = DEFAULT_VOXEL_SIZE
     votes: int = 1
+    colours: bool = True
 
     @classmethod
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
@@ -102,7 +103,8 @@ class Segmenter:
         if not 0 <= voxel_size < block:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
-                   float(stride), device, int(batch_size), up, float(voxel_size), int(votes))
+                   float(stride), device, int(batch_size), up, float(voxel_size), int(votes),
+                   bool(data.get("colours", True)))
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted class probabilities (zeros for non-finite points)."""
@@ -110,7 +112,7 @@ class Segmenter:
                                      num_points=self.num_points, block_size=self.block_size,
                                      stride=self.stride, batch_size=self.batch_size, device=self.device,
                                      valid=cloud.valid, voxel_size=self.voxel_size, votes=self.votes,
-                                     progress=progress)
+                                     progress=progress, colours=self.colours)
 
     def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""

@@ -299,7 +299,7 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
                 segmenter.model, np.ascontiguousarray(records["xyz"]), rgb, feature_set=segmenter.feature_set,
                 num_points=segmenter.num_points, block_size=segmenter.block_size, stride=segmenter.stride,
                 batch_size=segmenter.batch_size, device=segmenter.device, voxel_size=segmenter.voxel_size,
-                votes=segmenter.votes, progress=False, frame=bounds.frame)
+                votes=segmenter.votes, progress=False, frame=bounds.frame, colours=segmenter.colours)
             labels[records["index"][owned]] = probs[owned].argmax(axis=1)
             confidence[records["index"][owned]] = confidence_of(probs[owned])
             del records, probs

@@ -192,6 +192,15 @@ def test_training_set_is_deterministic(cache, sampling):
     assert len(ds) == 12000 // 512
 
 
+
+def test_training_set_without_colours_gives_every_point_missing_rgb(cache):
+    entries = load_index(cache)["rooms"]
+    coloured = BlockTrainingDataset(cache, entries, num_points=512, seed=3)[5][0]
+    grey = BlockTrainingDataset(cache, entries, num_points=512, seed=3, colours=False)[5][0]
+    assert (coloured[:, 3:6] != MISSING_RGB).any()
+    assert (grey[:, 3:6] == MISSING_RGB).all()
+    torch.testing.assert_close(grey[:, [0, 1, 2, 6, 7, 8]], coloured[:, [0, 1, 2, 6, 7, 8]])
+
 def test_balanced_classes_centre_rare_classes_often(tmp_path, rng):
     xyz = rng.uniform(0, 4, (20000, 3))
     labels = (xyz[:, 0] > 2).astype(np.uint8) + 2 * (xyz[:, 2] > 3)
@@ -239,6 +248,24 @@ def test_voting_labels_every_point(rng):
     np.testing.assert_allclose(probs[valid].sum(1), 1, atol=1e-5)
     assert (probs[~valid] == 0).all()
 
+
+
+class ByRed(torch.nn.Module):
+    """Class 1 where the red channel (channel 3) is above 0.6."""
+
+    def forward(self, x):
+        return torch.stack([torch.zeros_like(x[..., 3]), 50 * (x[..., 3] - 0.6)], dim=-1), torch.zeros(())
+
+
+def test_a_model_without_colours_never_reads_the_clouds(rng):
+    xyz = rng.uniform(0, 2, (3000, 3)).astype(np.float32)
+    red = np.zeros((3000, 3), np.uint8)
+    red[:, 0] = 255
+    options = dict(feature_set="xyzrgb", num_points=256, block_size=1.0, stride=0.5, progress=False)
+    assert (predict_probabilities(ByRed(), xyz, red, **options).argmax(1) == 1).all()
+    ignored = predict_probabilities(ByRed(), xyz, red, colours=False, **options)
+    assert (ignored.argmax(1) == 0).all()  # MISSING_RGB's red is 0.5
+    np.testing.assert_array_equal(ignored, predict_probabilities(ByRed(), xyz, None, **options))
 
 class ByLocalX(torch.nn.Module):
     """Per point, class 1 by a logistic of the block-centred x (channel 0)."""

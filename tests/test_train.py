@@ -75,6 +75,7 @@ def test_train_writes_the_run_directory(cache, tmp_path, capsys):
     assert f"validation {cache.name} (Area_5)" in capsys.readouterr().out
     model, meta = load_model(out / "best.pt")
     assert meta["data"]["num_points"] == 256 and len(meta["class_names"]) == 13
+    assert meta["data"]["colours"] is True
     assert main(["train", "--config", str(config_file), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache),
@@ -104,6 +105,9 @@ def test_init_starts_from_a_checkpoints_weights(cache, tmp_path, capsys):
                                                              "data.workers=0", f"train.init={source}"])
     assert main(["train", "--config", _write(tmp_path / "c.yaml", other), "--out", str(tmp_path / "x")]) == 2
     assert "differs" in capsys.readouterr().err
+    config["data"]["colours"] = "no"
+    assert main(["train", "--config", _write(tmp_path / "d.yaml", config), "--out", str(tmp_path / "y")]) == 2
+    assert "data.colours must be true or false" in capsys.readouterr().err
 
 
 def test_ema_decay_checkpoints_hold_the_moving_average(cache, tmp_path, capsys):

@@ -11,7 +11,9 @@ Block-centred xyz is in metres: x and y minus the block centre, z minus the room
 floor (``room_min[2]``). Room-normalised xyz is ``(xyz - room_min) / (room_max - room_min)``
 in [0, 1] (extent clamped to at least 1 cm). Clouds without colours get
 ``MISSING_RGB`` (mid grey) for every point; training's colour drop uses the same value,
-so models learn to work without colours.
+so models learn to work without colours. A model trained with ``data.colours: false`` never
+reads colours: every point of its training blocks and of the clouds it segments gets
+``MISSING_RGB`` (its checkpoint's ``data.colours``; see :func:`pcseg.infer.predict_probabilities`).
 """
 
 from __future__ import annotations

@@ -52,13 +52,15 @@ class BlockTrainingDataset(Dataset):
         samples_per_epoch: items per epoch (default: total points / num_points).
         sampling: ``"random"`` or ``"fps"`` (farthest point sampling of the block's points).
         balance_classes: share in [0, 1] of blocks centred on class-balanced points (above).
+        colours: False gives every block ``MISSING_RGB`` (a model that never reads colours).
     Items: (features (num_points, C) float32, labels (num_points,) int64).
     """
 
     def __init__(self, root: os.PathLike, entries: Sequence[dict], num_points: int = 4096,
                  block_size: float = 1.0, feature_set: str = "xyzrgbn",
                  augment: AugmentConfig | None = None, samples_per_epoch: int | None = None,
-                 sampling: str = "random", seed: int = 0, balance_classes: bool | float = False):
+                 sampling: str = "random", seed: int = 0, balance_classes: bool | float = False,
+                 colours: bool = True):
         if not entries:
             raise ValueError("no rooms to train on")
         if not 0.0 <= float(balance_classes) <= 1.0:
@@ -75,6 +77,7 @@ class BlockTrainingDataset(Dataset):
         self.sampling, self.seed, self.epoch = sampling, seed, 0
         self.length = samples_per_epoch or max(1, int(sizes.sum() // num_points))
         self.balanced_share = float(balance_classes)
+        self.colours = colours
         self.class_points = [_points_by_class(r.labels) for r in self.rooms] if self.balanced_share > 0 else None
         if self.class_points is not None:
             present = sorted({c for by_class in self.class_points for c in by_class})
@@ -114,7 +117,7 @@ class BlockTrainingDataset(Dataset):
         rgb = np.asarray(room.rgb[idx], dtype=np.float32) / 255.0
         xyz, rgb = augment_block(xyz, rgb, center, self.augment, rng)
         lo, hi = self.bounds[k]
-        feats = make_features(xyz, rgb, center, lo, hi, self.feature_set)
+        feats = make_features(xyz, rgb if self.colours else None, center, lo, hi, self.feature_set)
         return torch.from_numpy(feats), torch.from_numpy(np.asarray(room.labels[idx], dtype=np.int64))
 
 

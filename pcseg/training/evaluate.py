@@ -24,7 +24,8 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
         probs = predict_probabilities(model, np.asarray(room.xyz), np.asarray(room.rgb),
                                       feature_set=data["feature_set"], num_points=data["num_points"],
                                       block_size=data["block_size"], stride=data["stride"],
-                                      batch_size=batch_size, device=device, votes=votes, progress=progress)
+                                      batch_size=batch_size, device=device, votes=votes, progress=progress,
+                                      colours=data.get("colours", True))
         target = np.asarray(room.labels)
         cm += confusion_matrix(target, probs.argmax(1), num_classes)
         step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded

@@ -83,6 +83,14 @@ def _weight_average(model: torch.nn.Module, decay) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
 
 
+def _uses_colours(data: dict) -> bool:
+    """``data.colours``: false trains (and makes inference run) without reading colours."""
+    colours = data.get("colours", True)
+    if not isinstance(colours, bool):
+        raise PcsegError(f"data.colours must be true or false, got {colours!r}")
+    return colours
+
+
 def _training_set(config: dict, sources, seed: int):
     """The random training blocks of ``sources`` (a mixture by share when several)."""
     d = config["data"]
@@ -92,7 +100,8 @@ def _training_set(config: dict, sources, seed: int):
     used = [s for s in sources if s.share > 0]
     parts = [BlockTrainingDataset(s.root, s.train, d["num_points"], d["block_size"], d["feature_set"],
                                   AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
-                                  d.get("sampling", "random"), seed, float(balanced_share)) for s in used]
+                                  d.get("sampling", "random"), seed, float(balanced_share), _uses_colours(d))
+             for s in used]
     if len(parts) == 1:
         return parts[0]
     length = d.get("samples_per_epoch") or sum(len(p) for p in parts)
@@ -130,7 +139,8 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     seed = int(t["seed"])
     torch.manual_seed(seed)
     device = _device(t.get("device", "auto"))
-    data_info = {k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")}
+    data_info = {**{k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")},
+                 "colours": _uses_colours(d)}
     dataset = _training_set(config, sources, seed)
     counts = np.sum([r["class_counts"] for s in sources if s.share > 0 for r in s.train], axis=0)
     model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
