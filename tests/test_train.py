@@ -179,14 +179,15 @@ def test_sigkill_and_resume_match_an_uninterrupted_run(cache, tmp_path):
 
 @pytest.mark.slow
 def test_learns_generated_rooms(cache, tmp_path):
-    config = tiny_config(cache, epochs=5, lr=0.003)
+    config = tiny_config(cache, epochs=8, lr=0.003)
     config["data"].update(num_points=512, samples_per_epoch=160)
     from pcseg.training.loop import train
     record = train(config, tmp_path / "run", progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["train_loss"] < 0.75 * records[0]["train_loss"]
-    # 100 steps on two small rooms: well above what predicting the commonest class
-    # everywhere scores (about 0.04 here), far from a trained model.
+    # 160 steps on two small rooms (mIoU 0.26 with OMP_NUM_THREADS 1 or 2; 100 steps left it
+    # at 0.105 with 2): well above what predicting the commonest class everywhere scores
+    # (about 0.04 here), far from a trained model.
     assert record["val"]["mIoU"] > 0.15
 
 
