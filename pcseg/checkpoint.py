@@ -33,7 +33,10 @@ def save_checkpoint(path: os.PathLike, payload: dict) -> Path:
 
 
 def load_checkpoint(path: os.PathLike) -> dict:
-    """Read a checkpoint dict; :class:`PcsegError` for a missing or foreign file."""
+    """Read a checkpoint dict; :class:`PcsegError` for a missing or foreign file.
+
+    ``data.colours`` is filled in as True for checkpoints written before it existed (they read colours).
+    """
     path = Path(path)
     if not path.is_file():
         raise PcsegError(f"{path}: checkpoint not found")
@@ -43,6 +46,7 @@ def load_checkpoint(path: os.PathLike) -> dict:
         raise PcsegError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED):
         raise PcsegError(f"{path}: not a pcseg checkpoint")
+    payload["data"] = {"colours": True, **payload["data"]}
     return payload
 
 

@@ -104,7 +104,7 @@ class Segmenter:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
                    float(stride), device, int(batch_size), up, float(voxel_size), int(votes),
-                   bool(data.get("colours", True)))
+                   data["colours"])
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted class probabilities (zeros for non-finite points)."""

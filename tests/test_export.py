@@ -31,6 +31,7 @@ def test_export_drops_training_state_and_halves_weight_matrices(tmp_path, capsys
     exported = load_checkpoint(dst)
     assert "optimizer" not in exported and exported["config"] == {"train": {"epochs": 1}}
     assert exported["metrics"] == {"epoch": 1}
+    assert exported["data"]["colours"] is True  # written before data.colours: it reads colours
     for key, tensor in exported["model"].items():
         if tensor.is_floating_point():
             expected = torch.float16 if tensor.numel() >= HALF_MIN_ELEMENTS else torch.float32

@@ -25,7 +25,7 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
                                       feature_set=data["feature_set"], num_points=data["num_points"],
                                       block_size=data["block_size"], stride=data["stride"],
                                       batch_size=batch_size, device=device, votes=votes, progress=progress,
-                                      colours=data.get("colours", True))
+                                      colours=data["colours"])
         target = np.asarray(room.labels)
         cm += confusion_matrix(target, probs.argmax(1), num_classes)
         step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded

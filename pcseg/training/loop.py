@@ -91,7 +91,7 @@ def _uses_colours(data: dict) -> bool:
     return colours
 
 
-def _training_set(config: dict, sources, seed: int):
+def _training_set(config: dict, sources, seed: int, colours: bool):
     """The random training blocks of ``sources`` (a mixture by share when several)."""
     d = config["data"]
     balanced_share = d.get("balance_classes", False)
@@ -100,7 +100,7 @@ def _training_set(config: dict, sources, seed: int):
     used = [s for s in sources if s.share > 0]
     parts = [BlockTrainingDataset(s.root, s.train, d["num_points"], d["block_size"], d["feature_set"],
                                   AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
-                                  d.get("sampling", "random"), seed, float(balanced_share), _uses_colours(d))
+                                  d.get("sampling", "random"), seed, float(balanced_share), colours)
              for s in used]
     if len(parts) == 1:
         return parts[0]
@@ -141,7 +141,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     device = _device(t.get("device", "auto"))
     data_info = {**{k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")},
                  "colours": _uses_colours(d)}
-    dataset = _training_set(config, sources, seed)
+    dataset = _training_set(config, sources, seed, data_info["colours"])
     counts = np.sum([r["class_counts"] for s in sources if s.share > 0 for r in s.train], axis=0)
     model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
                   **config["model"].get("options", {})).to(device)
