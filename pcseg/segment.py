@@ -8,7 +8,9 @@ Every point gets a label: valid points the class with the highest voted probabil
 non-finite points 255 (unlabelled), so ``len(labels) == len(cloud)``. Clouds without
 colours are segmented with the constant grey of :data:`pcseg.data.features.MISSING_RGB`
 when the model's feature set has colour channels. By default the model runs on one point
-per 2 cm voxel (``voxel_size``) and the points of a voxel share its label.
+per 2 cm voxel (``voxel_size``) and the points of a voxel share its label; then the points of
+each large flat patch (a wall, a floor, a table top) share the patch's mean probabilities
+(:mod:`pcseg.refine`; ``refine=False`` keeps the model's own).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from .bundled import resolve_model
 from .checkpoint import load_model
 from .classes import UNLABELLED
 from .errors import PcsegError
-from .infer import predict_probabilities
+from .infer import Frame, predict_probabilities
 from .io import Cloud, read_cloud
+from .refine import refine_probabilities
 from .up_axis import check_up, to_z_up
 
 #: Side (metres) of the voxels whose points share one model prediction (0: every point).
@@ -57,7 +60,8 @@ class Segmenter:
     ``block_size`` and ``stride`` are metres; ``num_points`` is the points per model sample;
     ``batch_size`` the full samples' worth of points per forward pass (memory grows linearly with it);
     ``voxel_size`` (metres) groups points that share a prediction, 0 runs every point;
-    ``votes`` is the number of turns of every block averaged (see :mod:`pcseg.infer`).
+    ``votes`` is the number of turns of every block averaged (see :mod:`pcseg.infer`);
+    ``refine`` votes the probabilities over flat patches (see :mod:`pcseg.refine`).
     """
 
     model: torch.nn.Module
@@ -72,12 +76,13 @@ class Segmenter:
     voxel_size: float = DEFAULT_VOXEL_SIZE
     votes: int = 1
     colours: bool = True
+    refine: bool = True
 
     @classmethod
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
              block_size: Optional[float] = None, stride: Optional[float] = None,
              num_points: Optional[int] = None, up: str = "z",
-             voxel_size: Optional[float] = None, votes: int = 1) -> "Segmenter":
+             voxel_size: Optional[float] = None, votes: int = 1, refine: bool = True) -> "Segmenter":
         """Load a bundled model name or a checkpoint path; PcsegError for bad settings.
 
         ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`); the models expect z.
@@ -104,15 +109,18 @@ class Segmenter:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
                    float(stride), device, int(batch_size), up, float(voxel_size), int(votes),
-                   data["colours"])
+                   data["colours"], bool(refine))
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
-        """(N, K) float32 voted class probabilities (zeros for non-finite points)."""
-        return predict_probabilities(self.model, to_z_up(cloud.xyz, self.up), cloud.rgb, feature_set=self.feature_set,
-                                     num_points=self.num_points, block_size=self.block_size,
-                                     stride=self.stride, batch_size=self.batch_size, device=self.device,
-                                     valid=cloud.valid, voxel_size=self.voxel_size, votes=self.votes,
-                                     progress=progress, colours=self.colours)
+        """(N, K) float32 voted (and refined) class probabilities (zeros for non-finite points)."""
+        xyz = to_z_up(cloud.xyz, self.up)
+        frame = Frame.of(xyz, cloud.valid)
+        probs = predict_probabilities(self.model, xyz, cloud.rgb, feature_set=self.feature_set,
+                                      num_points=self.num_points, block_size=self.block_size,
+                                      stride=self.stride, batch_size=self.batch_size, device=self.device,
+                                      valid=cloud.valid, voxel_size=self.voxel_size, votes=self.votes,
+                                      progress=progress, frame=frame, colours=self.colours)
+        return refine_probabilities(xyz, probs, cloud.valid, frame.origin) if self.refine else probs
 
     def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""
@@ -128,8 +136,8 @@ def segment(cloud: Cloud | str | os.PathLike, model: Optional[str] = None, devic
     Args:
         model: a bundled model name or a checkpoint path (default: the bundled default).
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        options: ``batch_size``, ``block_size``, ``stride``, ``num_points``, ``voxel_size``, ``votes``
-            overrides and ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
+        options: ``batch_size``, ``block_size``, ``stride``, ``num_points``, ``voxel_size``, ``votes``,
+            ``refine`` overrides and ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
     Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32).
     """
     segmenter = Segmenter.load(model, device, **options)

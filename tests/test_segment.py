@@ -18,7 +18,7 @@ from pcseg.cli import main
 from pcseg.data.synthetic import generate_room
 from pcseg.io import read_cloud, write_ply
 from pcseg.models import build
-from pcseg.segment import segment
+from pcseg.segment import Segmenter, segment
 from pcseg.up_axis import ROTATIONS, to_z_up
 from pcseg.viz.render import LEGEND_WIDTH, TITLE_HEIGHT
 
@@ -112,6 +112,24 @@ def test_python_api_on_a_cloud(checkpoint, generated_room):
     assert labels.dtype == np.int64 and probs.dtype == np.float32 and probs.shape == (len(cloud), 13)
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
     assert np.array_equal(labels, probs.argmax(axis=1))
+
+
+def test_flat_patches_are_voted_unless_told_not_to(generated_room):
+    """Segmenter(refine=True), the default, is the model's own probabilities (refine=False) put
+    through pcseg.refine in the cloud's frame; on a room it changes labels on its walls and floor."""
+    from pcseg.infer import Frame
+    from pcseg.refine import refine_probabilities
+
+    cloud = _read(generated_room)
+    own = Segmenter.load("pointnet_synthetic", "cpu", refine=False)
+    voted = Segmenter.load("pointnet_synthetic", "cpu")
+    assert voted.refine and not own.refine
+    raw = own.probabilities(cloud, progress=False)
+    probs = voted.probabilities(cloud, progress=False)
+    expected = refine_probabilities(cloud.xyz, raw, cloud.valid, Frame.of(cloud.xyz, cloud.valid).origin)
+    np.testing.assert_array_equal(probs, expected)
+    changed = probs.argmax(1) != raw.argmax(1)
+    assert 0 < changed.mean() < 0.5
 
 
 def _awkward(kind, rng, tmp_path):

@@ -74,7 +74,8 @@ def test_parse_size():
 def test_tiles_give_the_untiled_output(room, tmp_path):
     """The bundled PointNet (labels that vary, unlike an untrained model's) on about 7 tiles."""
     reader = open_chunked(room)
-    grid = tiled.plan_tiles(tiled.scan_bounds(reader, "z"), tiled.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
+    grid = tiled.plan_tiles(tiled.scan_bounds(reader, "z"), tiled.halo_width(1.0, 0.5, 0.02, refine=True),
+                            SMALL_TILE_POINTS)
     assert len(grid) >= 6                                    # really tiled, with borders between tiles
     whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
     assert main(["segment", str(room), "-o", str(whole), "--model", "pointnet_synthetic", "--device", "cpu"]) == 0

@@ -86,6 +86,11 @@ def test_train_writes_the_run_directory(cache, tmp_path, capsys):
                  "--out", str(tmp_path / "m2.json")]) == 0
     voted = json.loads((tmp_path / "m2.json").read_text())[cache.name]
     assert voted["points"] == result["points"] and "2 votes" in voted["split"]
+    assert "flat patches voted" in result["split"]
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), "--no-refine",
+                 "--out", str(tmp_path / "m3.json")]) == 0
+    own = json.loads((tmp_path / "m3.json").read_text())[cache.name]
+    assert own["points"] == result["points"] and "flat patches" not in own["split"]
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), "--votes", "0"]) == 2
     assert "--votes" in capsys.readouterr().err
 

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass")
     parser.add_argument("--votes", type=int, default=1,
                         help="average this many turns of every block (as pcseg segment --votes; default 1)")
+    parser.add_argument("--no-refine", dest="refine", action="store_false",
+                        help="score the model's own labels, without the flat-patch voting of pcseg segment")
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     parser.set_defaults(func=run)
 
@@ -83,9 +85,9 @@ def run(args) -> int:
     results = {}
     for name, root, areas, rooms in plan:
         result = evaluate_rooms(model, root, rooms, meta["data"], len(meta["class_names"]), device,
-                                batch_size=args.batch_size, votes=args.votes, progress=True)
+                                batch_size=args.batch_size, votes=args.votes, refine=args.refine, progress=True)
         split = (f"evaluation {name}: {', '.join(areas)} ({len(rooms)} rooms, every point, "
-                 f"{args.votes} vote{'s' if args.votes > 1 else ''})")
+                 f"{args.votes} vote{'s' if args.votes > 1 else ''}{', flat patches voted' if args.refine else ''})")
         print(format_table(result, meta["class_names"], split))
         results[name] = {"split": split, "root": str(root), **result}
     if args.out:

@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     parser.add_argument("--votes", type=int, default=1,
                         help="average this many turns of every block about the vertical (test-time "
                              "augmentation; costs as many times the time; default 1)")
+    parser.add_argument("--no-refine", dest="refine", action="store_false",
+                        help="keep the model's own label on every point (default: the points of each large "
+                             "flat patch, a wall, a floor, a table top, share the patch's label)")
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)
@@ -135,7 +138,7 @@ def run(args) -> int:
         budget = default_budget() if args.max_memory is None else parse_size(args.max_memory)
         tiled = tiled_inputs(plan, budget)  # larger than the budget: read, segmented and written in tiles
     segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
-                               args.num_points, args.up, args.voxel_size, args.votes)
+                               args.num_points, args.up, args.voxel_size, args.votes, args.refine)
     # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
     mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
     whole = [i for i, row in enumerate(plan) if row[0] not in tiled]
@@ -167,7 +170,8 @@ def run(args) -> int:
                 write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
             print(f"{source} -> {target}: {len(labels):,} points labelled in {seconds:.1f} s "
                   f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
-                  f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''})")
+                  f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''}"
+                  f"{', flat patches voted' if segmenter.refine else ''})")
             if probabilities is not None:
                 write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
                 print(f"probabilities: {probabilities}")

@@ -6,14 +6,17 @@ import numpy as np
 import torch
 
 from ..data.rooms import load_room
-from ..infer import predict_probabilities
+from ..infer import Frame, predict_probabilities
 from ..metrics import average_precision, confusion_matrix, scores
+from ..refine import refine_probabilities
 
 
 def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classes: int,
-                   device="cpu", batch_size: int = 16, votes: int = 1, progress: bool = False) -> dict:
+                   device="cpu", batch_size: int = 16, votes: int = 1, refine: bool = True,
+                   progress: bool = False) -> dict:
     """Metrics over every point of ``entries`` (rooms of the cache at ``root``), each block
-    seen ``votes`` times (see :mod:`pcseg.infer`).
+    seen ``votes`` times (see :mod:`pcseg.infer`) and, with ``refine``, flat patches voted
+    (:mod:`pcseg.refine`), as ``pcseg segment`` does.
 
     Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion`` and ``points``.
     """
@@ -21,11 +24,14 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
     all_probs, all_targets = [], []
     for entry in entries:
         room = load_room(root, entry)
-        probs = predict_probabilities(model, np.asarray(room.xyz), np.asarray(room.rgb),
+        xyz = np.asarray(room.xyz)
+        probs = predict_probabilities(model, xyz, np.asarray(room.rgb),
                                       feature_set=data["feature_set"], num_points=data["num_points"],
                                       block_size=data["block_size"], stride=data["stride"],
                                       batch_size=batch_size, device=device, votes=votes, progress=progress,
                                       colours=data["colours"])
+        if refine:
+            probs = refine_probabilities(xyz, probs, origin=Frame.of(xyz).origin)
         target = np.asarray(room.labels)
         cm += confusion_matrix(target, probs.argmax(1), num_classes)
         step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded

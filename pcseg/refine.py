@@ -1,0 +1,170 @@
+"""Plane voting: the points of one flat, connected surface share their class probabilities.
+
+The models label a point from the 1 m block around it, so one long wall can come out part wall,
+part clutter, part door. This step finds the flat, connected patches of a cloud (walls, floors,
+ceilings, table tops) and gives every point of a large patch the patch's mean probabilities;
+points off such patches (chairs, clutter, edges) keep their own. It runs after the model, on the
+probabilities :func:`pcseg.infer.predict_probabilities` returns (``pcseg segment`` and
+``pcseg eval`` do it unless told ``--no-refine``). Its thresholds were chosen on the real
+validation rooms of ``datasets/REAL.md``.
+
+All lengths are metres, in the cloud's z-up frame:
+
+1. points are grouped in cubes of :data:`VOXEL` counted from ``origin``; a voxel stands for its
+   points by their centroid and their mean probabilities;
+2. each voxel's neighbourhood is every voxel whose centroid lies within :data:`RADIUS`; its
+   normal is the direction of least spread of that neighbourhood, its *surface variation* the
+   least eigenvalue of the spread over their sum (0 on a plane, 1/3 when isotropic). A voxel with
+   at least :data:`MIN_NEIGHBOURS` neighbours and a variation under :data:`MAX_VARIATION` is flat;
+3. two flat neighbours are joined when their normals differ by less than ``arccos(MIN_COS)``, the
+   second lies within :data:`MAX_OFFSET` of the first's plane, and both are in the same
+   :data:`CELL`-wide square column of the grid that starts at ``origin``;
+4. a patch is a connected set of joined voxels; the points of a patch of at least
+   :data:`MIN_VOXELS` voxels get its mean probabilities (the mean over its voxels).
+
+A patch never leaves its cell, so a point's result depends only on the points within
+:func:`reach` of it: a tile of a cloud with that much halo gets the whole cloud's result, to
+the bit (every sum is taken in the order of the voxels' grid keys, whatever the tile).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from .data.voxels import voxel_subsample
+
+#: Side of the voxels the patches are made of, metres.
+VOXEL = 0.04
+#: Neighbourhood radius of a voxel (normal, flatness, joins), metres.
+RADIUS = 0.12
+#: Fewest neighbours (itself included) a flat voxel needs.
+MIN_NEIGHBOURS = 6
+#: Largest surface variation of a flat voxel.
+MAX_VARIATION = 0.03
+#: Smallest |cosine| between the normals of two joined voxels (about 18 degrees).
+MIN_COS = 0.95
+#: Largest distance of a joined neighbour from a voxel's plane, metres.
+MAX_OFFSET = 0.05
+#: Side of the square columns a patch stays in, metres.
+CELL = 3.0
+#: Fewest voxels of a patch whose points share its probabilities.
+MIN_VOXELS = 20
+
+
+def reach() -> float:
+    """Metres around a point holding every point its refined probabilities depend on: its
+    cell, a neighbourhood and two voxels (the probabilities of those points must be the whole
+    cloud's too)."""
+    return CELL + RADIUS + 3 * VOXEL
+
+
+def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.ndarray] = None,
+                         origin: Optional[np.ndarray] = None) -> np.ndarray:
+    """Plane-voted probabilities (see the module).
+
+    Args:
+        xyz: (N, 3) float32/float64 coordinates, metres, z up.
+        probs: (N, K) float32 class probabilities (rows of invalid points are ignored).
+        valid: (N,) bool, points to use (default all).
+        origin: (3,) where the voxel and cell grids start, at most every valid point
+            (default the valid points' minimum; a tile passes its whole cloud's).
+    Returns (N, K) float32: ``probs`` with the rows of patch points replaced; invalid rows as given.
+    """
+    out = np.array(probs, dtype=np.float32)
+    points = np.arange(len(xyz)) if valid is None else np.flatnonzero(valid)
+    if len(points) == 0:
+        return out
+    local = np.asarray(xyz[points], dtype=np.float64)
+    origin = local.min(axis=0) if origin is None else np.asarray(origin, dtype=np.float64)
+    local -= origin
+    representatives, voxel_of = voxel_subsample(local, VOXEL, origin=np.zeros(3))
+    grid = np.floor(local[representatives] / VOXEL).astype(np.int64)
+    centroids = _group_means(local, voxel_of, len(representatives))
+    patch = planar_patches(centroids, grid)
+    sizes = np.bincount(patch)
+    voxel_probs = _group_means(probs if valid is None else probs[points], voxel_of, len(representatives))
+    patch_probs = _group_means(voxel_probs, patch, len(sizes))
+    in_patch = sizes[patch[voxel_of]] >= MIN_VOXELS
+    out[points[in_patch]] = patch_probs[patch[voxel_of[in_patch]]]
+    return out
+
+
+def planar_patches(centroids: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(M,) int64 patch of each voxel, from voxel centroids (M, 3) float64 and integer voxel
+    coordinates (M, 3) int64, both about the grid origin, in grid-key order (x, then y, then z,
+    as :func:`pcseg.data.voxels.voxel_subsample` orders voxels). Cells are processed one at a
+    time with their halo, so memory follows the largest cell, not the cloud."""
+    m = len(centroids)
+    first_all, second_all = [], []
+    for members, owned in _cells_with_halo(grid):
+        first, second = _neighbour_pairs(centroids[members])
+        normals, flat = _local_planes(centroids[members], first, second)
+        both = owned[first] & owned[second]
+        first, second = first[both], second[both]
+        offset = np.abs(np.einsum("ij,ij->i", centroids[members[second]] - centroids[members[first]],
+                                  normals[first]))
+        joined = (flat[first] & flat[second] & (offset <= MAX_OFFSET)
+                  & (np.abs(np.einsum("ij,ij->i", normals[first], normals[second])) >= MIN_COS))
+        first_all.append(members[first[joined]])
+        second_all.append(members[second[joined]])
+    first, second = np.concatenate(first_all), np.concatenate(second_all)
+    graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(m, m))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _cells_with_halo(grid: np.ndarray):
+    """Per occupied cell: (members (n,) int64 ascending: the voxels within a neighbourhood of the
+    cell, its own included; owned (n,) bool: which members are the cell's)."""
+    side = round(CELL / VOXEL)
+    halo = int(np.ceil(RADIUS / VOXEL)) + 1
+    ix, iy = grid[:, 0], grid[:, 1]
+    strip = ix // side
+    for s in np.unique(strip):
+        lo, hi = np.searchsorted(ix, [s * side - halo, (s + 1) * side + halo])
+        band = np.arange(lo, hi)
+        order = np.argsort(iy[band], kind="stable")
+        band_y = iy[band][order]
+        for cy in np.unique(iy[band][strip[band] == s] // side):
+            a, b = np.searchsorted(band_y, [cy * side - halo, (cy + 1) * side + halo])
+            members = np.sort(band[order[a:b]])
+            yield members, (strip[members] == s) & (iy[members] // side == cy)
+
+
+def _neighbour_pairs(centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j), i != j, of voxels within ``RADIUS``, sorted by (i, j): two
+    (P,) int64 arrays."""
+    pairs = cKDTree(centroids).query_pairs(RADIUS, output_type="ndarray").astype(np.int64)
+    first = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    second = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    order = np.lexsort((second, first))
+    return first[order], second[order]
+
+
+def _local_planes(centroids: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(normals (M, 3) unit, flat (M,) bool) from each voxel's neighbourhood (itself and its pairs)."""
+    m = len(centroids)
+    count = np.bincount(first, minlength=m).astype(np.float64) + 1
+    centred = centroids[second] - centroids[first]  # about the voxel itself: small numbers, no cancellation
+    mean = np.stack([np.bincount(first, centred[:, a], m) for a in range(3)], axis=1) / count[:, None]
+    spread = np.empty((m, 3, 3))
+    for a in range(3):
+        for b in range(a, 3):
+            spread[:, a, b] = spread[:, b, a] = np.bincount(first, centred[:, a] * centred[:, b], m) / count
+    spread -= mean[:, :, None] * mean[:, None, :]
+    eigenvalues, eigenvectors = np.linalg.eigh(spread)
+    variation = eigenvalues[:, 0] / np.maximum(eigenvalues.sum(axis=1), 1e-18)
+    flat = (count >= MIN_NEIGHBOURS) & (variation < MAX_VARIATION)
+    return eigenvectors[:, :, 0], flat
+
+
+def _group_means(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """(groups, C) float64 mean of the rows of ``values`` (n, C) in each group (every group non-empty),
+    summed in float64 a column at a time."""
+    count = np.bincount(group, minlength=groups).astype(np.float64)
+    sums = np.stack([np.bincount(group, values[:, c], groups) for c in range(values.shape[1])], axis=1)
+    return sums / count[:, None]
