@@ -19,8 +19,11 @@ All lengths are metres, in the cloud's z-up frame:
 3. two flat neighbours are joined when their normals differ by less than ``arccos(MIN_COS)``, the
    second lies within :data:`MAX_OFFSET` of the first's plane, and both are in the same
    :data:`CELL`-wide square column of the grid that starts at ``origin``;
-4. a patch is a connected set of joined voxels; the points of a patch of at least
-   :data:`MIN_VOXELS` voxels get its mean probabilities (the mean over its voxels).
+4. a patch is a connected set of joined voxels. Joins compare neighbours only, so a chain of
+   small turns can carry a patch round a rounded corner; a patch whose normals disagree
+   (:data:`MIN_COHERENCE`) is cut along its main direction (see :func:`_unbent_components`);
+5. the points of a patch of at least :data:`MIN_VOXELS` voxels get its mean probabilities (the
+   mean over its voxels).
 
 A patch never leaves its cell, so a point's result depends only on the points within
 :func:`reach` of it: a tile of a cloud with that much halo gets the whole cloud's result, to
@@ -50,6 +53,10 @@ MAX_VARIATION = 0.03
 MIN_COS = 0.95
 #: Largest distance of a joined neighbour from a voxel's plane, metres.
 MAX_OFFSET = 0.05
+#: Smallest agreement of a patch's normals (1: all parallel; 0.95: about 13 degrees apart, root mean square).
+MIN_COHERENCE = 0.95
+#: Times a bent patch is cut in two before what is left bent is given up.
+SPLIT_ROUNDS = 3
 #: Side of the square columns a patch stays in, metres.
 CELL = 3.0
 #: Fewest voxels of a patch whose points share its probabilities.
@@ -100,6 +107,7 @@ def planar_patches(centroids: np.ndarray, grid: np.ndarray) -> np.ndarray:
     as :func:`pcseg.data.voxels.voxel_subsample` orders voxels). Cells are processed one at a
     time with their halo, so memory follows the largest cell, not the cloud."""
     m = len(centroids)
+    normals_all = np.zeros((m, 3))
     first_all, second_all = [], []
     for members, owned in _cells_with_halo(grid):
         first, second = _neighbour_pairs(centroids[members])
@@ -112,9 +120,48 @@ def planar_patches(centroids: np.ndarray, grid: np.ndarray) -> np.ndarray:
                   & (np.abs(np.einsum("ij,ij->i", normals[first], normals[second])) >= MIN_COS))
         first_all.append(members[first[joined]])
         second_all.append(members[second[joined]])
+        normals_all[members[owned]] = normals[owned]
     first, second = np.concatenate(first_all), np.concatenate(second_all)
-    graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(m, m))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+    return _unbent_components(m, first, second, normals_all)
+
+
+def _unbent_components(m: int, first: np.ndarray, second: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Connected components of the joins (first, second), split where they bend.
+
+    Joins compare neighbours only, so a chain of small turns can carry a patch round a rounded
+    corner (a floor into its wall). A patch is straight when its voxels' normals agree: the
+    largest eigenvalue of their mean outer product is at least ``MIN_COHERENCE``. A bent patch
+    is cut into the voxels whose normal lies within ``arccos(MIN_COS)`` of its main direction and
+    the rest, up to ``SPLIT_ROUNDS`` times; what is still bent then is left as single voxels.
+    """
+    side = np.zeros(m, dtype=np.int64)
+    for _ in range(SPLIT_ROUNDS + 1):
+        kept = side[first] == side[second]
+        first, second = first[kept], second[kept]
+        graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(m, m))
+        patch = connected_components(graph, directed=False)[1].astype(np.int64)
+        direction, coherence = _main_normals(patch, normals)
+        bent = (coherence < MIN_COHERENCE)[patch]
+        if not bent.any():
+            return patch
+        along = np.abs(np.einsum("ij,ij->i", normals, direction[patch])) >= MIN_COS
+        side = 2 * patch + (bent & along)
+    patch = patch.copy()
+    patch[bent] = patch.max() + 1 + np.flatnonzero(bent)
+    return np.unique(patch, return_inverse=True)[1].astype(np.int64)
+
+
+def _main_normals(patch: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch, (main direction (P, 3) of its voxels' normals, coherence (P,): the largest
+    eigenvalue of their mean outer product, 1 when all are parallel)."""
+    groups = int(patch.max()) + 1
+    scatter = np.empty((groups, 3, 3))
+    for a in range(3):
+        for b in range(a, 3):
+            scatter[:, a, b] = scatter[:, b, a] = np.bincount(patch, normals[:, a] * normals[:, b], groups)
+    scatter /= np.bincount(patch, minlength=groups)[:, None, None]
+    eigenvalues, eigenvectors = np.linalg.eigh(scatter)
+    return eigenvectors[:, :, 2], eigenvalues[:, 2]
 
 
 def _cells_with_halo(grid: np.ndarray):

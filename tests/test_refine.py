@@ -55,6 +55,26 @@ def test_flat_surfaces_take_their_majority_and_the_rest_keeps_its_own():
     np.testing.assert_array_equal(out[part == 2], probs[part == 2])
 
 
+def test_a_rounded_corner_does_not_join_a_floor_to_its_wall():
+    """A floor curving up into a wall through a quarter cylinder of 0.3 m radius: every step round
+    the cove is a small turn, so the joins alone would make floor and wall one patch."""
+    rng = np.random.default_rng(5)
+    g = np.arange(0.005, 2.5, 0.01)
+    radius = 0.3
+    u, v = np.meshgrid(np.arange(radius, 2.5, 0.01), g, indexing="ij")
+    floor = np.stack([u.ravel(), v.ravel(), np.zeros(u.size)], 1)
+    h, v2 = np.meshgrid(np.arange(radius, 2.0, 0.01), g, indexing="ij")
+    wall = np.stack([np.zeros(h.size), v2.ravel(), h.ravel()], 1)
+    angle, v3 = np.meshgrid(np.arange(0, np.pi / 2, 0.01 / radius), g, indexing="ij")
+    cove = np.stack([radius * (1 - np.sin(angle.ravel())), v3.ravel(), radius * (1 - np.cos(angle.ravel()))], 1)
+    xyz = np.concatenate([floor, wall, cove]) + rng.normal(0, 0.002, (len(floor) + len(wall) + len(cove), 3))
+    part = np.repeat([0, 1, 2], [len(floor), len(wall), len(cove)])
+    truth = np.array([FLOOR, WALL, WALL])[part]
+    out = refine.refine_probabilities(xyz.astype(np.float32), _one_hot(np.where(rng.random(len(xyz)) < 0.3, CLUTTER, truth)))
+    labels = out.argmax(1)
+    assert (labels[part == 0] == FLOOR).mean() > 0.95 and (labels[part == 1] == WALL).mean() > 0.95
+
+
 def test_small_patches_invalid_points_and_empty_clouds_are_left_alone():
     rng = np.random.default_rng(1)
     g = np.arange(0.005, 0.1, 0.01)  # a 10 cm square: fewer voxels than MIN_VOXELS
