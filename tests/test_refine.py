@@ -41,9 +41,11 @@ def test_flat_surfaces_take_their_majority_and_the_rest_keeps_its_own():
     truth = np.array([FLOOR, WALL, CHAIR])[part]
     noisy = np.where(rng.random(len(xyz)) < 0.3, CLUTTER, truth)  # 30 % of every surface mislabelled
     probs = _one_hot(noisy)
-    out = refine.refine_probabilities(xyz, probs)
+    out = refine.refine_probabilities(xyz, probs.copy())
     labels = out.argmax(1)
     assert out.dtype == np.float32 and out.shape == probs.shape
+    same = probs.copy()
+    assert refine.refine_probabilities(xyz, same) is same and np.array_equal(same, out)  # written in place
     np.testing.assert_allclose(out.sum(1), 1, atol=1e-5)
     for p, name in ((0, "floor"), (1, "wall")):
         right_before = (noisy[part == p] == truth[part == p]).mean()
@@ -81,7 +83,7 @@ def test_small_patches_invalid_points_and_empty_clouds_are_left_alone():
     u, v = np.meshgrid(g, g)
     xyz = np.stack([u.ravel(), v.ravel(), np.zeros(u.size)], 1).astype(np.float32)
     probs = _one_hot(rng.integers(0, K, len(xyz)))
-    np.testing.assert_array_equal(refine.refine_probabilities(xyz, probs), probs)
+    np.testing.assert_array_equal(refine.refine_probabilities(xyz, probs.copy()), probs)
 
     big, part = _corner_and_ball(rng)
     probs = _one_hot(np.where(rng.random(len(big)) < 0.3, CLUTTER, FLOOR))
@@ -89,12 +91,12 @@ def test_small_patches_invalid_points_and_empty_clouds_are_left_alone():
     valid[::50] = False
     big = big.copy()
     big[~valid] = np.nan
-    out = refine.refine_probabilities(big, probs, valid)
+    out = refine.refine_probabilities(big, probs.copy(), valid)
     np.testing.assert_array_equal(out[~valid], probs[~valid])
     assert (out[valid & (part == 0)].argmax(1) == FLOOR).mean() > 0.95
 
     none = np.zeros(len(xyz), bool)
-    np.testing.assert_array_equal(refine.refine_probabilities(xyz, probs[:len(xyz)], none), probs[:len(xyz)])
+    np.testing.assert_array_equal(refine.refine_probabilities(xyz, probs[:len(xyz)].copy(), none), probs[:len(xyz)])
 
 
 def test_float64_coordinates_far_from_the_origin():
@@ -103,8 +105,8 @@ def test_float64_coordinates_far_from_the_origin():
     xyz, part = _corner_and_ball(rng)
     far = xyz.astype(np.float64) + [512_000.0, 5_400_000.0, 300.0]
     probs = _one_hot(np.where(rng.random(len(xyz)) < 0.3, CLUTTER, np.array([FLOOR, WALL, CHAIR])[part]))
-    near = refine.refine_probabilities(xyz.astype(np.float64), probs)
-    np.testing.assert_array_equal(refine.refine_probabilities(far, probs).argmax(1), near.argmax(1))
+    near = refine.refine_probabilities(xyz.astype(np.float64), probs.copy())
+    np.testing.assert_array_equal(refine.refine_probabilities(far, probs.copy()).argmax(1), near.argmax(1))
 
 
 def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
@@ -114,13 +116,13 @@ def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
     rng = np.random.default_rng(3)
     probs = _one_hot(np.where(rng.random(len(xyz)) < 0.4, rng.integers(0, K, len(xyz)), room.labels))
     origin = xyz.min(axis=0).astype(np.float64)
-    whole = refine.refine_probabilities(xyz, probs, origin=origin)
+    whole = refine.refine_probabilities(xyz, probs.copy(), origin=origin)
     assert (whole != probs).any(axis=1).mean() > 0.3  # the voting changed much of the room
     x = xyz[:, 0]
     for owned in (x < x.min() + 1.0, x > x.max() - 1.0):  # a metre-wide strip at either end of the 8 m room
         tile = (x >= x[owned].min() - refine.reach()) & (x <= x[owned].max() + refine.reach())
         assert tile.sum() < 0.9 * len(xyz)  # a real tile, not the whole room
-        part = refine.refine_probabilities(xyz[tile], probs[tile], origin=origin)
+        part = refine.refine_probabilities(xyz[tile], probs[tile], origin=origin)  # a copy: boolean index
         np.testing.assert_array_equal(part[owned[tile]], whole[owned])
 
 
@@ -128,4 +130,4 @@ def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
 def test_tiny_clouds(shape):
     xyz = np.random.default_rng(4).random(shape).astype(np.float32)
     probs = _one_hot(np.zeros(shape[0], int))
-    np.testing.assert_array_equal(refine.refine_probabilities(xyz, probs), probs)
+    np.testing.assert_array_equal(refine.refine_probabilities(xyz, probs.copy()), probs)

@@ -126,7 +126,7 @@ def test_flat_patches_are_voted_unless_told_not_to(generated_room):
     assert voted.refine and not own.refine
     raw = own.probabilities(cloud, progress=False)
     probs = voted.probabilities(cloud, progress=False)
-    expected = refine_probabilities(cloud.xyz, raw, cloud.valid, Frame.of(cloud.xyz, cloud.valid).origin)
+    expected = refine_probabilities(cloud.xyz, raw.copy(), cloud.valid, Frame.of(cloud.xyz, cloud.valid).origin)
     np.testing.assert_array_equal(probs, expected)
     changed = probs.argmax(1) != raw.argmax(1)
     assert 0 < changed.mean() < 0.5
