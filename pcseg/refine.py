@@ -26,8 +26,9 @@ All lengths are metres, in the cloud's z-up frame:
    mean over its voxels).
 
 A patch never leaves its cell, so a point's result depends only on the points within
-:func:`reach` of it: a tile of a cloud with that much halo gets the whole cloud's result, to
-the bit (every sum is taken in the order of the voxels' grid keys, whatever the tile).
+``CELL + RADIUS + 3 * VOXEL`` (3.2 m) of it: a tile of a cloud with that much halo gets the whole
+cloud's result, to the bit (every sum is taken in the order of the voxels' grid keys, whatever
+the tile). ``pcseg segment --max-memory`` does not use this yet: its tiles are not voted.
 """
 
 from __future__ import annotations
@@ -61,13 +62,6 @@ SPLIT_ROUNDS = 3
 CELL = 3.0
 #: Fewest voxels of a patch whose points share its probabilities.
 MIN_VOXELS = 20
-
-
-def reach() -> float:
-    """Metres around a point holding every point its refined probabilities depend on: its
-    cell, a neighbourhood and two voxels (the probabilities of those points must be the whole
-    cloud's too)."""
-    return CELL + RADIUS + 3 * VOXEL
 
 
 def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.ndarray] = None,

@@ -11,8 +11,10 @@ more than one chunk of it:
    and whether the tile owns it);
 3. each tile in turn is segmented in the whole cloud's frame, and the labels and confidences
    of the points it owns are written to scratch arrays (255 and 0 for non-finite points). The halo holds every
-   point that can reach an owned point's probabilities (through a block, a shared voxel or a flat
-   patch), so every label is the one an untiled run gives (see :mod:`pcseg.infer`, :mod:`pcseg.refine`);
+   point that can reach an owned point's probabilities (through a block or a shared voxel), so
+   every label is the one an untiled run with ``--no-refine`` gives (see :mod:`pcseg.infer`): tiles
+   are not flat-patch voted (:mod:`pcseg.refine`), whose reach of 3.2 m would have every tile of a
+   small budget run the model on ten times its own area;
 4. the labelled PLY is written chunk by chunk from them, atomically.
 
 Peak memory is about the largest haloed tile's points times ``TILE_BYTES_PER_POINT`` plus one
@@ -42,7 +44,6 @@ from .io.labelled import confidence_of
 from .io.las import open_las
 from .io.ply import labelled_vertex, ply_header
 from .ranks import Ranks
-from .refine import reach, refine_probabilities
 from .up_axis import to_z_up
 
 #: Memory per point of a cloud segmented whole (read, voxels, probabilities, output rows), bytes.
@@ -112,13 +113,12 @@ def tiled_inputs(plan, budget: int) -> set[Path]:
     return tiled
 
 
-def halo_width(block_size: float, stride: float, voxel_size: float, refine: bool = False) -> float:
+def halo_width(block_size: float, stride: float, voxel_size: float) -> float:
     """Metres around a tile holding every point that can affect its points' probabilities: a block's
     side (as :class:`pcseg.data.blocks.BlockTiling` rounds it) and two voxels (a representative's
-    voxel on either side), plus a centimetre for rounding; with ``refine``, also the reach of the
-    flat-patch voting (:func:`pcseg.refine.reach`), whose points need those probabilities too."""
+    voxel on either side), plus a centimetre for rounding."""
     side = math.ceil(block_size / stride - 1e-9) * stride
-    return side + 2 * voxel_size + 0.01 + (reach() if refine else 0.0)
+    return side + 2 * voxel_size + 0.01
 
 
 @dataclass
@@ -280,7 +280,7 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
             bounds = scan_bounds(reader, segmenter.up)
             reader.set_color_peak(bounds.color_peak)
             max_points = max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT)
-            halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size, segmenter.refine)
+            halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size)
             grid = plan_tiles(bounds, halo, max_points)
             np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))[:] = UNLABELLED
             np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
@@ -302,8 +302,6 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
                 num_points=segmenter.num_points, block_size=segmenter.block_size, stride=segmenter.stride,
                 batch_size=segmenter.batch_size, device=segmenter.device, voxel_size=segmenter.voxel_size,
                 votes=segmenter.votes, progress=False, frame=bounds.frame, colours=segmenter.colours)
-            if segmenter.refine:
-                probs = refine_probabilities(records["xyz"], probs, origin=bounds.frame.origin)
             labels[records["index"][owned]] = probs[owned].argmax(axis=1)
             confidence[records["index"][owned]] = confidence_of(probs[owned])
             del records, probs

@@ -84,9 +84,7 @@ def test_an_error_on_one_rank_stops_both_before_writing(job, tmp_path):
 
 
 def test_two_ranks_share_the_tiles_of_one_large_scan(tmp_path):
-    """One scan over --max-memory: both ranks segment tiles, rank 0 writes what one process writes.
-    Without the flat-patch voting, whose 3.2 m reach would give every tile of this 6 m room most
-    of the room (tests/test_tiled.py runs tiles with it)."""
+    """One scan over --max-memory: both ranks segment tiles, rank 0 writes what one process writes."""
     from pcseg.data.synthetic import generate_room
     from pcseg.tiled import BASE_BYTES, TILE_BYTES_PER_POINT
 
@@ -94,7 +92,7 @@ def test_two_ranks_share_the_tiles_of_one_large_scan(tmp_path):
     scan = tmp_path / "office.ply"
     write_ply(scan, room.xyz, room.rgb)
     budget = str(BASE_BYTES + 4000 * TILE_BYTES_PER_POINT)
-    common = ["--model", "pointnet_synthetic", "--device", "cpu", "--max-memory", budget, "--no-refine"]
+    common = ["--model", "pointnet_synthetic", "--device", "cpu", "--max-memory", budget]
     assert main(["segment", str(scan), "-o", str(tmp_path / "one.ply"), *common]) == 0
     result = torchrun([str(scan), "-o", str(tmp_path / "two.ply"), *common], 29543)
     assert result.returncode == 0, result.stderr

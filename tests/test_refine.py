@@ -9,6 +9,8 @@ from pcseg.data.synthetic import generate_room
 
 FLOOR, WALL, CHAIR, CLUTTER = 1, 2, 8, 12
 K = 13
+#: Metres around a point holding every point its voted probabilities depend on (the module's claim).
+REACH = refine.CELL + refine.RADIUS + 3 * refine.VOXEL
 
 
 def _one_hot(labels, strength=0.6):
@@ -110,7 +112,7 @@ def test_float64_coordinates_far_from_the_origin():
 
 
 def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
-    """Bit for bit, whatever the tile's other points, as pcseg.tiled relies on."""
+    """Bit for bit, whatever the tile's other points."""
     room = generate_room(5, kind="office", density=400)
     xyz = room.xyz.astype(np.float32)
     rng = np.random.default_rng(3)
@@ -120,7 +122,7 @@ def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
     assert (whole != probs).any(axis=1).mean() > 0.3  # the voting changed much of the room
     x = xyz[:, 0]
     for owned in (x < x.min() + 1.0, x > x.max() - 1.0):  # a metre-wide strip at either end of the 8 m room
-        tile = (x >= x[owned].min() - refine.reach()) & (x <= x[owned].max() + refine.reach())
+        tile = (x >= x[owned].min() - REACH) & (x <= x[owned].max() + REACH)
         assert tile.sum() < 0.9 * len(xyz)  # a real tile, not the whole room
         part = refine.refine_probabilities(xyz[tile], probs[tile], origin=origin)  # a copy: boolean index
         np.testing.assert_array_equal(part[owned[tile]], whole[owned])

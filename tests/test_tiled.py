@@ -71,46 +71,30 @@ def test_parse_size():
             tiled.parse_size(bad)
 
 
-def test_tiles_give_the_untiled_output(room, tmp_path):
-    """The bundled PointNet (labels that vary, unlike an untrained model's) on about 7 tiles, without
-    the flat-patch voting (its 3.2 m reach would give every tile of this 6 m room the whole room;
-    its tiles are checked in tests/test_refine.py and wired in below)."""
+def test_tiles_give_the_untiled_output(room, tmp_path, capsys):
+    """The bundled PointNet (labels that vary, unlike an untrained model's) on about 7 tiles. Tiles
+    are not flat-patch voted, so the output is an untiled run's with --no-refine, and says so."""
     reader = open_chunked(room)
     grid = tiled.plan_tiles(tiled.scan_bounds(reader, "z"), tiled.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
     assert len(grid) >= 6                                    # really tiled, with borders between tiles
     whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
-    common = ["--model", "pointnet_synthetic", "--device", "cpu", "--no-refine"]
-    assert main(["segment", str(room), "-o", str(whole), *common]) == 0
+    common = ["--model", "pointnet_synthetic", "--device", "cpu"]
+    assert main(["segment", str(room), "-o", str(whole), *common, "--no-refine"]) == 0
+    capsys.readouterr()
     assert main(["segment", str(room), "-o", str(parts), *common, "--max-memory", str(budget_for(SMALL_TILE_POINTS))]) == 0
+    out = capsys.readouterr().out
+    assert "segmented in tiles (over --max-memory), so without flat-patch voting" in out
+    assert "flat patches voted" not in out
     expected, got = _rows(whole), _rows(parts)
     _assert_same_rows(expected, got)
     assert (got["label"][::997] == UNLABELLED).all() and len(np.unique(got["label"])) > 4
     assert not list(tmp_path.glob(".pcseg_tiles_*"))        # scratch files removed
 
 
-def test_tiled_runs_vote_flat_patches_as_whole_runs(tmp_path):
-    """A budget under a whole-cloud run but over one tile's: the tiled path, in one tile, votes
-    flat patches as the whole-cloud run does, and that voting changes labels (a room dense enough
-    for flat patches: about 30,000 points)."""
-    cloud = generate_room(3, kind="office", density=250)
-    room = tmp_path / "office.ply"
-    write_ply(room, cloud.xyz, cloud.rgb)
-    points = len(cloud.xyz)
-    budget = tiled.BASE_BYTES + points * (tiled.TILE_BYTES_PER_POINT + tiled.IN_MEMORY_BYTES_PER_POINT) // 2
-    whole, parts, own = tmp_path / "whole.ply", tmp_path / "tiled.ply", tmp_path / "own.ply"
-    common = ["--model", "pointnet_synthetic", "--device", "cpu"]
-    assert main(["segment", str(room), "-o", str(whole), *common]) == 0
-    assert main(["segment", str(room), "-o", str(parts), *common, "--max-memory", str(budget)]) == 0
-    assert main(["segment", str(room), "-o", str(own), *common, "--no-refine"]) == 0
-    assert room in tiled.tiled_inputs([(room, parts, None, None)], budget)
-    _assert_same_rows(_rows(whole), _rows(parts))
-    assert (_rows(whole)["label"] != _rows(own)["label"]).mean() > 0.01
-
-
 def test_las_input_in_tiles(checkpoint, real_scans, tmp_path):
     scan = real_scans / "laspy_simple.las"
     whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
-    assert main(["segment", str(scan), "-o", str(whole), "--model", checkpoint, "--device", "cpu"]) == 0
+    assert main(["segment", str(scan), "-o", str(whole), "--model", checkpoint, "--device", "cpu", "--no-refine"]) == 0
     assert main(["segment", str(scan), "-o", str(parts), "--model", checkpoint, "--device", "cpu",
                  "--max-memory", str(budget_for(200))]) == 0
     _assert_same_rows(_rows(whole), _rows(parts))
