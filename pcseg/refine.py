@@ -85,14 +85,12 @@ def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.
     voxel_of = voxel_of[points]
     voxels = len(representatives)
     grid = np.floor((np.asarray(xyz[representatives], dtype=np.float64) - origin) / VOXEL).astype(np.int64)
-    count = np.bincount(voxel_of, minlength=voxels).astype(np.float64)
-    centroids = np.stack([np.bincount(voxel_of, np.asarray(xyz[points, a], dtype=np.float64) - origin[a], voxels)
-                          for a in range(3)], axis=1) / count[:, None]
-    voxel_probs = np.stack([np.bincount(voxel_of, probs[points, c], voxels) for c in range(probs.shape[1])],
-                           axis=1) / count[:, None]
+    centroids = _group_means(lambda a: np.asarray(xyz[points, a], dtype=np.float64) - origin[a], 3,
+                             voxel_of, voxels)
+    voxel_probs = _group_means(lambda c: probs[points, c], probs.shape[1], voxel_of, voxels)
     patch = planar_patches(centroids, grid)
     sizes = np.bincount(patch)
-    patch_probs = _group_means(voxel_probs, patch, len(sizes))
+    patch_probs = _group_means(lambda c: voxel_probs[:, c], probs.shape[1], patch, len(sizes))
     in_patch = sizes[patch[voxel_of]] >= MIN_VOXELS
     probs[points[in_patch]] = patch_probs[patch[voxel_of[in_patch]]]
     return probs
@@ -143,7 +141,6 @@ def _unbent_components(m: int, first: np.ndarray, second: np.ndarray, normals: n
             return patch
         along = np.abs(np.einsum("ij,ij->i", normals, direction[patch])) >= MIN_COS
         side = 2 * patch + (bent & along)
-    patch = patch.copy()
     patch[bent] = patch.max() + 1 + np.flatnonzero(bent)
     return np.unique(patch, return_inverse=True)[1].astype(np.int64)
 
@@ -152,11 +149,7 @@ def _main_normals(patch: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, n
     """Per patch, (main direction (P, 3) of its voxels' normals, coherence (P,): the largest
     eigenvalue of their mean outer product, 1 when all are parallel)."""
     groups = int(patch.max()) + 1
-    scatter = np.empty((groups, 3, 3))
-    for a in range(3):
-        for b in range(a, 3):
-            scatter[:, a, b] = scatter[:, b, a] = np.bincount(patch, normals[:, a] * normals[:, b], groups)
-    scatter /= np.bincount(patch, minlength=groups)[:, None, None]
+    scatter = _outer_sums(patch, normals, groups) / np.bincount(patch, minlength=groups)[:, None, None]
     eigenvalues, eigenvectors = np.linalg.eigh(scatter)
     return eigenvectors[:, :, 2], eigenvalues[:, 2]
 
@@ -195,20 +188,26 @@ def _local_planes(centroids: np.ndarray, first: np.ndarray, second: np.ndarray) 
     count = np.bincount(first, minlength=m).astype(np.float64) + 1
     centred = centroids[second] - centroids[first]  # about the voxel itself: small numbers, no cancellation
     mean = np.stack([np.bincount(first, centred[:, a], m) for a in range(3)], axis=1) / count[:, None]
-    spread = np.empty((m, 3, 3))
-    for a in range(3):
-        for b in range(a, 3):
-            spread[:, a, b] = spread[:, b, a] = np.bincount(first, centred[:, a] * centred[:, b], m) / count
-    spread -= mean[:, :, None] * mean[:, None, :]
+    spread = _outer_sums(first, centred, m) / count[:, None, None] - mean[:, :, None] * mean[:, None, :]
     eigenvalues, eigenvectors = np.linalg.eigh(spread)
     variation = eigenvalues[:, 0] / np.maximum(eigenvalues.sum(axis=1), 1e-18)
     flat = (count >= MIN_NEIGHBOURS) & (variation < MAX_VARIATION)
     return eigenvectors[:, :, 0], flat
 
 
-def _group_means(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
-    """(groups, C) float64 mean of the rows of ``values`` (n, C) in each group (every group non-empty),
-    summed in float64 a column at a time."""
+def _outer_sums(group: np.ndarray, vectors: np.ndarray, groups: int) -> np.ndarray:
+    """(groups, 3, 3) float64 sum of the outer products of the rows of ``vectors`` (n, 3) in each group."""
+    sums = np.empty((groups, 3, 3))
+    for a in range(3):
+        for b in range(a, 3):
+            sums[:, a, b] = sums[:, b, a] = np.bincount(group, vectors[:, a] * vectors[:, b], groups)
+    return sums
+
+
+def _group_means(column, columns: int, group: np.ndarray, groups: int) -> np.ndarray:
+    """(groups, columns) float64 mean in each group (every group non-empty) of the columns
+    ``column(0) ... column(columns - 1)``, each (n,): one column at a time, so a wide array is
+    never copied whole."""
     count = np.bincount(group, minlength=groups).astype(np.float64)
-    sums = np.stack([np.bincount(group, values[:, c], groups) for c in range(values.shape[1])], axis=1)
+    sums = np.stack([np.bincount(group, column(c), groups) for c in range(columns)], axis=1)
     return sums / count[:, None]

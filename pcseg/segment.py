@@ -26,7 +26,7 @@ from .bundled import resolve_model
 from .checkpoint import load_model
 from .classes import UNLABELLED
 from .errors import PcsegError
-from .infer import Frame, predict_probabilities
+from .infer import predict_probabilities
 from .io import Cloud, read_cloud
 from .refine import refine_probabilities
 from .up_axis import check_up, to_z_up
@@ -114,13 +114,12 @@ class Segmenter:
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted (and refined) class probabilities (zeros for non-finite points)."""
         xyz = to_z_up(cloud.xyz, self.up)
-        frame = Frame.of(xyz, cloud.valid)
         probs = predict_probabilities(self.model, xyz, cloud.rgb, feature_set=self.feature_set,
                                       num_points=self.num_points, block_size=self.block_size,
                                       stride=self.stride, batch_size=self.batch_size, device=self.device,
                                       valid=cloud.valid, voxel_size=self.voxel_size, votes=self.votes,
-                                      progress=progress, frame=frame, colours=self.colours)
-        return refine_probabilities(xyz, probs, cloud.valid, frame.origin) if self.refine else probs
+                                      progress=progress, colours=self.colours)
+        return refine_probabilities(xyz, probs, cloud.valid) if self.refine else probs
 
     def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""

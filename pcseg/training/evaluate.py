@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..data.rooms import load_room
-from ..infer import Frame, predict_probabilities
+from ..infer import predict_probabilities
 from ..metrics import average_precision, confusion_matrix, scores
 from ..refine import refine_probabilities
 
@@ -31,7 +31,7 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
                                       batch_size=batch_size, device=device, votes=votes, progress=progress,
                                       colours=data["colours"])
         if refine:
-            probs = refine_probabilities(xyz, probs, origin=Frame.of(xyz).origin)
+            probs = refine_probabilities(xyz, probs)
         target = np.asarray(room.labels)
         cm += confusion_matrix(target, probs.argmax(1), num_classes)
         step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded
