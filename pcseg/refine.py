@@ -25,10 +25,11 @@ All lengths are metres, in the cloud's z-up frame:
 5. the points of a patch of at least :data:`MIN_VOXELS` voxels get its mean probabilities (the
    mean over its voxels).
 
-A patch never leaves its cell, so a point's result depends only on the points within
-``CELL + RADIUS + 3 * VOXEL`` (3.2 m) of it: a tile of a cloud with that much halo gets the whole
-cloud's result, to the bit (every sum is taken in the order of the voxels' grid keys, whatever
-the tile). ``pcseg segment --max-memory`` does not use this yet: its tiles are not voted.
+A patch never leaves its cell, so the results in a cell (:func:`cell_of`) depend only on the
+points within :data:`CELL_HALO` (0.2 m) of it, and a point's on those within :data:`REACH`
+(3.2 m): a tile of whole cells with that much halo, or any tile with 3.2 m, gets the whole cloud's
+result, to the bit (every sum is taken in the order of the voxels' grid keys, whatever the tile).
+``pcseg segment --max-memory`` votes its tiles so (:mod:`pcseg.tiled`).
 """
 
 from __future__ import annotations
@@ -60,8 +61,16 @@ MIN_COHERENCE = 0.95
 SPLIT_ROUNDS = 3
 #: Side of the square columns a patch stays in, metres.
 CELL = 3.0
+#: Side of the cells in voxels.
+CELL_VOXELS = round(CELL / VOXEL)
 #: Fewest voxels of a patch whose points share its probabilities.
 MIN_VOXELS = 20
+#: Voxels beyond its cell's edge whose planes a cell reads (those within RADIUS of its edge voxels).
+HALO_VOXELS = int(np.ceil(RADIUS / VOXEL)) + 1
+#: How far beyond its cell a cell's result looks, metres (the halo voxels and one more, for rounding).
+CELL_HALO = (HALO_VOXELS + 1) * VOXEL
+#: How far a point's result reaches, metres: across its cell and the cell's halo.
+REACH = CELL + CELL_HALO
 
 
 def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.ndarray] = None,
@@ -94,6 +103,13 @@ def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.
     in_patch = sizes[patch[voxel_of]] >= MIN_VOXELS
     probs[points[in_patch]] = patch_probs[patch[voxel_of[in_patch]]]
     return probs
+
+
+def cell_of(xy: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """(n, 2) int64 the :data:`CELL` column holding each point of ``xy`` (n, 2), metres, counted
+    from ``origin`` (2,) as the voting counts them (through the point's voxel)."""
+    voxel = np.floor((np.asarray(xy, dtype=np.float64) - origin) / VOXEL).astype(np.int64)
+    return voxel // CELL_VOXELS
 
 
 def planar_patches(centroids: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -157,8 +173,7 @@ def _main_normals(patch: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, n
 def _cells_with_halo(grid: np.ndarray):
     """Per occupied cell: (members (n,) int64 ascending: the voxels within a neighbourhood of the
     cell, its own included; owned (n,) bool: which members are the cell's)."""
-    side = round(CELL / VOXEL)
-    halo = int(np.ceil(RADIUS / VOXEL)) + 1
+    side, halo = CELL_VOXELS, HALO_VOXELS
     ix, iy = grid[:, 0], grid[:, 1]
     strip = ix // side
     for s in np.unique(strip):

@@ -5,20 +5,23 @@ more than one chunk of it:
 
 1. bounds: the cloud's origin (as :class:`pcseg.io.Cloud` takes it), its :class:`pcseg.infer.Frame`,
    colour range, and a histogram of points per square metre-sized cell;
-2. tiles: square tiles of the largest side whose points, with a halo of :func:`halo_width`
-   around them, fit the budget; every finite point is appended to a scratch file of every
-   tile whose haloed square holds it (its index, float32 coordinates about the origin, colour,
-   and whether the tile owns it);
-3. each tile in turn is segmented in the whole cloud's frame, and the labels and confidences
-   of the points it owns are written to scratch arrays (255 and 0 for non-finite points). The halo holds every
-   point that can reach an owned point's probabilities (through a block or a shared voxel), so
-   every label is the one an untiled run with ``--no-refine`` gives (see :mod:`pcseg.infer`): tiles
-   are not flat-patch voted (:mod:`pcseg.refine`), whose reach of 3.2 m would have every tile of a
-   small budget run the model on ten times its own area;
+2. tiles: two grids of square tiles, each of the largest side whose points with a halo fit the
+   budget: *model tiles*, with the halo of :func:`halo_width` (what a block or a shared voxel can
+   reach), and *voting tiles*, whole 3 m cells of the flat-patch voting's grid with its 0.2 m
+   :data:`pcseg.refine.CELL_HALO` (patches never leave their cell). Every finite point is
+   appended to a scratch file of every tile whose haloed square holds it (its index, float32
+   coordinates about the origin, colour, and whether the tile owns it);
+3. each model tile in turn is segmented in the whole cloud's frame, and the class probabilities
+   of the points it owns are written to a scratch array on disk (``4 K`` bytes per point); then
+   each voting tile is flat-patch voted (:func:`pcseg.refine.refine_probabilities`, in the whole
+   cloud's grid) and the labels and confidences of its own points are kept (255 and 0 for
+   non-finite points). Both halos hold everything an owned point's result depends on, so every
+   label is the one an untiled run gives (with ``--no-refine`` the voting tiles are skipped and
+   the model tiles give the labels);
 4. the labelled PLY is written chunk by chunk from them, atomically.
 
-Peak memory is about the largest haloed tile's points times ``TILE_BYTES_PER_POINT`` plus one
-chunk, the model, and five bytes per point of the scratch arrays.
+Peak memory is about the largest haloed tile's points times ``TILE_BYTES_PER_POINT`` (voting
+tiles: ``VOTE_BYTES_PER_POINT``) plus one chunk, the model, and the scratch arrays' pages.
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ from .io.labelled import confidence_of
 from .io.las import open_las
 from .io.ply import labelled_vertex, ply_header
 from .ranks import Ranks
+from .refine import CELL as VOTING_CELL, CELL_HALO, cell_of, refine_probabilities
 from .up_axis import to_z_up
 
 #: Memory per point of a cloud segmented whole (read, voxels, probabilities, output rows), bytes.
 IN_MEMORY_BYTES_PER_POINT = 300
 #: Memory per point of a tile being segmented, bytes.
 TILE_BYTES_PER_POINT = 250
+#: Memory per point of a tile being flat-patch voted (its records, probabilities, their mapped pages
+#: and the voting's voxels; 300 measured on a 1M-point room), bytes.
+VOTE_BYTES_PER_POINT = 320
 #: Memory taken whatever the cloud: the interpreter, torch, the model, one chunk, bytes.
 BASE_BYTES = 1 << 30
 #: Side of the histogram cells tiles are planned on, metres.
@@ -176,20 +183,27 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
 @dataclass
 class TileGrid:
     """Square tiles of side ``side`` metres from ``lo`` (2,) in the xyz frame, ``shape`` (nx, ny),
-    each read with a halo of ``halo`` metres."""
+    each read with a halo of ``halo`` metres. With ``voting_cells`` > 0 a tile is that many cells
+    of the flat-patch voting a side, from its grid origin ``lo``, and a point belongs to the tile of
+    its cell as :func:`pcseg.refine.cell_of` counts it, to the bit."""
 
     lo: np.ndarray
     side: float
     shape: tuple[int, int]
     halo: float
+    voting_cells: int = 0
 
     def __len__(self) -> int:
         return self.shape[0] * self.shape[1]
 
     def owner(self, xy: np.ndarray) -> np.ndarray:
         """(n,) the tile owning each point of xy (n, 2)."""
-        cell = np.clip(np.floor((xy - self.lo) / self.side).astype(np.int64), 0, np.array(self.shape) - 1)
-        return cell[:, 0] * self.shape[1] + cell[:, 1]
+        if self.voting_cells:
+            tile = cell_of(xy, self.lo) // self.voting_cells
+        else:
+            tile = np.floor((xy - self.lo) / self.side).astype(np.int64)
+        tile = np.clip(tile, 0, np.array(self.shape) - 1)
+        return tile[:, 0] * self.shape[1] + tile[:, 1]
 
     def reading(self, xy: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """(tile, mask (n,)) for every tile whose haloed square holds some of the points xy (n, 2),
@@ -214,32 +228,55 @@ class TileGrid:
 
 
 def plan_tiles(bounds: Bounds, halo: float, max_points: int) -> TileGrid:
-    """The fewest tiles (a multiple of ``CELL`` per side) whose haloed squares each hold at most
-    ``max_points`` points, by the histogram (tiles of one cell when none is small enough)."""
-    hist = bounds.histogram
-    pad = math.ceil(halo / CELL)
-    table = np.zeros((hist.shape[0] + 1, hist.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = hist.cumsum(0).cumsum(1)
-
-    def largest_tile(m: int) -> int:
-        starts_i, starts_j = np.arange(0, hist.shape[0], m), np.arange(0, hist.shape[1], m)
-        a0 = np.clip(starts_i - pad, 0, hist.shape[0])[:, None]
-        a1 = np.clip(starts_i + m + pad, 0, hist.shape[0])[:, None]
-        b0 = np.clip(starts_j - pad, 0, hist.shape[1])[None, :]
-        b1 = np.clip(starts_j + m + pad, 0, hist.shape[1])[None, :]
-        return int((table[a1, b1] - table[a0, b1] - table[a1, b0] + table[a0, b0]).max())
-
-    m = max(hist.shape)
-    while m > 1 and largest_tile(m) > max_points:
-        m = max(1, int(m / 1.25))
-    shape = (math.ceil(hist.shape[0] / m), math.ceil(hist.shape[1] / m))
+    """Model tiles: the fewest (a multiple of ``CELL`` per side, from the histogram's corner) whose
+    haloed squares each hold at most ``max_points`` points by the histogram (tiles of one cell
+    when none is small enough)."""
+    m, shape = _largest_tiles(bounds, bounds.lo, CELL, halo, max_points)
     return TileGrid(bounds.lo, m * CELL, shape, halo)
 
 
-def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grid: TileGrid, up: str, folder: Path) -> list[Path]:
-    """Pass 2: every finite point appended to the scratch file of each tile that reads it."""
-    paths = [folder / f"tile_{t}.bin" for t in range(len(grid))]
-    files = [open(p, "wb") for p in paths]
+def plan_voting_tiles(bounds: Bounds, max_points: int) -> TileGrid:
+    """Voting tiles: the fewest, each a square of whole cells of the flat-patch voting's grid (from
+    the whole cloud's origin) read with the voting's :data:`pcseg.refine.CELL_HALO`, whose haloed
+    squares hold at most ``max_points`` points by the histogram (one cell when none is small enough)."""
+    lo = bounds.frame.origin[:2]
+    m, shape = _largest_tiles(bounds, lo, VOTING_CELL, CELL_HALO, max_points)
+    return TileGrid(lo, m * VOTING_CELL, shape, CELL_HALO, voting_cells=m)
+
+
+def _largest_tiles(bounds: Bounds, lo: np.ndarray, step: float, halo: float, max_points: int):
+    """(m, shape): the largest tiles of ``m`` steps of ``step`` metres a side from ``lo`` (2,) whose
+    haloed squares hold at most ``max_points`` points, counted on the histogram cells they touch,
+    and how many of them cover the cloud (nx, ny)."""
+    hist = bounds.histogram
+    table = np.zeros((hist.shape[0] + 1, hist.shape[1] + 1), dtype=np.int64)
+    table[1:, 1:] = hist.cumsum(0).cumsum(1)
+    extent = bounds.lo + np.array(hist.shape) * CELL - lo  # every point lies below lo + extent
+
+    def tiling(m: int) -> tuple[int, int]:
+        return tuple(int(n) for n in np.maximum(1, np.ceil(extent / (m * step))))
+
+    def largest_tile(m: int) -> int:
+        ranges = []
+        for axis, count in enumerate(tiling(m)):
+            edges = lo[axis] + np.arange(count + 1) * m * step - bounds.lo[axis]
+            first = np.clip(np.floor((edges[:-1] - halo) / CELL).astype(np.int64), 0, hist.shape[axis])
+            last = np.clip(np.ceil((edges[1:] + halo) / CELL).astype(np.int64), 0, hist.shape[axis])
+            ranges.append((first, last))
+        (a0, a1), (b0, b1) = ranges
+        a0, a1, b0, b1 = a0[:, None], a1[:, None], b0[None, :], b1[None, :]
+        return int((table[a1, b1] - table[a0, b1] - table[a1, b0] + table[a0, b0]).max())
+
+    m = max(1, math.ceil(float(extent.max()) / step))
+    while m > 1 and largest_tile(m) > max_points:
+        m = max(1, int(m / 1.25))
+    return m, tiling(m)
+
+
+def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid], up: str, folder: Path) -> None:
+    """Pass 2: every finite point appended to the scratch file (:func:`tile_path`) of each tile of
+    each grid that reads it."""
+    files = [[open(tile_path(folder, g, t), "wb") for t in range(len(grid))] for g, grid in enumerate(grids)]
     try:
         for chunk in reader.chunks():
             finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
@@ -248,21 +285,27 @@ def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grid: TileGrid, up: s
             records["xyz"] = xyz
             rgb = reader.rgb(chunk)
             records["rgb"] = 0 if rgb is None else rgb[finite]
-            owner = grid.owner(xyz[:, :2])
-            for tile, mask in grid.reading(xyz[:, :2]):
-                part = records[mask]
-                part["owned"] = owner[mask] == tile
-                files[tile].write(part.tobytes())
+            for grid, grid_files in zip(grids, files):
+                owner = grid.owner(xyz[:, :2])
+                for tile, mask in grid.reading(xyz[:, :2]):
+                    part = records[mask]
+                    part["owned"] = owner[mask] == tile
+                    grid_files[tile].write(part.tobytes())
     finally:
-        for f in files:
+        for f in (f for grid_files in files for f in grid_files):
             f.close()
-    return paths
+
+
+def tile_path(folder: Path, grid: int, tile: int) -> Path:
+    """The scratch file of one tile of grid ``grid`` (0: model tiles, 1: voting tiles)."""
+    return folder / f"grid{grid}_tile{tile}.bin"
 
 
 def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_colors: bool = False,
                   overwrite: bool = False, progress: bool = True, ranks: Ranks = Ranks()):
     """Segment ``source`` (binary PLY, LAS or LAZ) tile by tile within ``budget`` bytes and write the
-    labelled PLY ``target`` (as :func:`pcseg.io.write_labelled_ply` would, streaming, atomically).
+    labelled PLY ``target`` (as :func:`pcseg.io.write_labelled_ply` would, streaming, atomically),
+    flat-patch voted when ``segmenter.refine``.
 
     With several ``ranks`` every rank calls this: rank 0 reads, splits and writes, and the tiles are
     shared between the ranks through a scratch folder beside ``target`` (on storage every rank sees).
@@ -279,32 +322,39 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
         if ranks.is_first:
             bounds = scan_bounds(reader, segmenter.up)
             reader.set_color_peak(bounds.color_peak)
-            max_points = max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT)
             halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size)
-            grid = plan_tiles(bounds, halo, max_points)
+            grids = [plan_tiles(bounds, halo, max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT))]
+            if segmenter.refine:
+                grids.append(plan_voting_tiles(bounds, max(1, (budget - BASE_BYTES) // VOTE_BYTES_PER_POINT)))
+                np.lib.format.open_memmap(folder / "probabilities.npy", "w+", np.float32,
+                                          (reader.count, len(segmenter.class_names)))
             np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))[:] = UNLABELLED
             np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
-            shared = bounds, len(split_into_tiles(reader, bounds, grid, segmenter.up, folder))
+            split_into_tiles(reader, bounds, grids, segmenter.up, folder)
+            shared = bounds, [len(grid) for grid in grids]
         bounds, tiles = ranks.broadcast(shared)
         labels = np.load(folder / "labels.npy", mmap_mode="r+")
         confidence = np.load(folder / "confidence.npy", mmap_mode="r+")
-        mine = range(ranks.rank, tiles, ranks.world)
-        for tile in tqdm(mine, desc=f"{source.name}: tiles", unit="tile", disable=not progress):
-            path = folder / f"tile_{tile}.bin"
-            records = np.fromfile(path, TILE_RECORD)
-            path.unlink()
-            owned = records["owned"]
-            if not owned.any():
-                continue
+        raw = np.load(folder / "probabilities.npy", mmap_mode="r+") if segmenter.refine else None
+        for records, owned in _own_tiles(folder, 0, tiles[0], ranks, f"{source.name}: tiles", progress):
             rgb = records["rgb"] if bounds.has_colors else None
             probs = predict_probabilities(
                 segmenter.model, np.ascontiguousarray(records["xyz"]), rgb, feature_set=segmenter.feature_set,
                 num_points=segmenter.num_points, block_size=segmenter.block_size, stride=segmenter.stride,
                 batch_size=segmenter.batch_size, device=segmenter.device, voxel_size=segmenter.voxel_size,
                 votes=segmenter.votes, progress=False, frame=bounds.frame, colours=segmenter.colours)
-            labels[records["index"][owned]] = probs[owned].argmax(axis=1)
-            confidence[records["index"][owned]] = confidence_of(probs[owned])
-            del records, probs
+            if raw is None:
+                _keep_labels(labels, confidence, records["index"], probs, owned)
+            else:
+                raw[records["index"][owned]] = probs[owned]
+        if raw is not None:
+            raw.flush()
+            ranks.barrier()  # every rank's model tiles are in before any tile is voted
+            for records, owned in _own_tiles(folder, 1, tiles[1], ranks, f"{source.name}: flat patches", progress):
+                probs = np.asarray(raw[records["index"]])
+                refine_probabilities(np.ascontiguousarray(records["xyz"]), probs, origin=bounds.frame.origin)
+                _keep_labels(labels, confidence, records["index"], probs, owned)
+            del raw
         labels.flush()
         confidence.flush()
         ranks.barrier()
@@ -313,6 +363,26 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
         write_streaming_ply(target, reader, labels, confidence, keep_colors=keep_colors)
         del labels, confidence
         return np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
+
+
+def _own_tiles(folder: Path, grid: int, tiles: int, ranks: Ranks, desc: str, progress: bool):
+    """This rank's share of the tiles of ``grid``: (records, owned (n,) bool) of each tile that owns
+    points, its scratch file removed once read."""
+    for tile in tqdm(range(ranks.rank, tiles, ranks.world), desc=desc, unit="tile", disable=not progress):
+        path = tile_path(folder, grid, tile)
+        records = np.fromfile(path, TILE_RECORD)
+        path.unlink()
+        owned = records["owned"]
+        if owned.any():
+            yield records, owned
+
+
+def _keep_labels(labels: np.ndarray, confidence: np.ndarray, index: np.ndarray, probs: np.ndarray,
+                 owned: np.ndarray) -> None:
+    """Write the labels and confidences of a tile's ``owned`` (n,) bool points, whose indices are
+    ``index`` (n,), from its probabilities (n, K) (without copying the owned rows)."""
+    labels[index[owned]] = probs.argmax(axis=1)[owned]
+    confidence[index[owned]] = confidence_of(probs)[owned]
 
 
 @contextmanager

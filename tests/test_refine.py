@@ -10,7 +10,6 @@ from pcseg.data.synthetic import generate_room
 FLOOR, WALL, CHAIR, CLUTTER = 1, 2, 8, 12
 K = 13
 #: Metres around a point holding every point its voted probabilities depend on (the module's claim).
-REACH = refine.CELL + refine.RADIUS + 3 * refine.VOXEL
 
 
 def _one_hot(labels, strength=0.6):
@@ -122,10 +121,32 @@ def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
     assert (whole != probs).any(axis=1).mean() > 0.3  # the voting changed much of the room
     x = xyz[:, 0]
     for owned in (x < x.min() + 1.0, x > x.max() - 1.0):  # a metre-wide strip at either end of the 8 m room
-        tile = (x >= x[owned].min() - REACH) & (x <= x[owned].max() + REACH)
+        tile = (x >= x[owned].min() - refine.REACH) & (x <= x[owned].max() + refine.REACH)
         assert tile.sum() < 0.9 * len(xyz)  # a real tile, not the whole room
         part = refine.refine_probabilities(xyz[tile], probs[tile], origin=origin)  # a copy: boolean index
         np.testing.assert_array_equal(part[owned[tile]], whole[owned])
+
+
+def test_whole_cells_with_the_cell_halo_get_the_whole_result():
+    """Bit for bit: the points of one cell (as cell_of counts them), read with every point within
+    CELL_HALO of it; with a quarter of that halo many of them change."""
+    room = generate_room(5, kind="office", density=400)
+    xyz = room.xyz.astype(np.float32)
+    rng = np.random.default_rng(3)
+    probs = _one_hot(np.where(rng.random(len(xyz)) < 0.4, rng.integers(0, K, len(xyz)), room.labels))
+    origin = xyz.min(axis=0).astype(np.float64)
+    whole = refine.refine_probabilities(xyz, probs.copy(), origin=origin)
+    cell = refine.cell_of(xyz[:, :2], origin[:2])
+    owned = (cell == [1, 0]).all(axis=1)
+    low = origin[:2] + np.array([1, 0]) * refine.CELL
+
+    def voted_in_tile(halo):
+        tile = ((xyz[:, :2] >= low - halo) & (xyz[:, :2] < low + refine.CELL + halo)).all(axis=1)
+        assert tile.sum() < 0.6 * len(xyz)
+        return refine.refine_probabilities(xyz[tile], probs[tile], origin=origin)[owned[tile]]
+
+    np.testing.assert_array_equal(voted_in_tile(refine.CELL_HALO), whole[owned])
+    assert (voted_in_tile(refine.CELL_HALO / 4) != whole[owned]).any(axis=1).mean() > 0.1
 
 
 @pytest.mark.parametrize("shape", [(0, 3), (5, 3)])

@@ -171,9 +171,7 @@ def run(args) -> int:
             print(f"{source} -> {target}: {len(labels):,} points labelled in {seconds:.1f} s "
                   f"({segmenter.device}, {segmenter.block_size:g} m blocks, stride {segmenter.stride:g} m, "
                   f"voxel {segmenter.voxel_size:g} m, {segmenter.votes} vote{'s' if segmenter.votes > 1 else ''}"
-                  f"{', flat patches voted' if segmenter.refine and source not in tiled else ''})")
-            if segmenter.refine and source in tiled:
-                print(f"{source}: segmented in tiles (over --max-memory), so without flat-patch voting")
+                  f"{', flat patches voted' if segmenter.refine else ''}{', in tiles' if source in tiled else ''})")
             if probabilities is not None:
                 write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
                 print(f"probabilities: {probabilities}")
