@@ -1,5 +1,6 @@
 """Flat-patch voting (pcseg.refine): flat, connected surfaces share their mean probabilities,
-everything else keeps its own, and a tile with the voting's reach gets the whole cloud's result."""
+everything else keeps its own, and a tile with the voting's reach (or whole cells with their halo)
+gets the whole cloud's result."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,6 @@ from pcseg.data.synthetic import generate_room
 
 FLOOR, WALL, CHAIR, CLUTTER = 1, 2, 8, 12
 K = 13
-#: Metres around a point holding every point its voted probabilities depend on (the module's claim).
 
 
 def _one_hot(labels, strength=0.6):
@@ -110,14 +110,21 @@ def test_float64_coordinates_far_from_the_origin():
     np.testing.assert_array_equal(refine.refine_probabilities(far, probs.copy()).argmax(1), near.argmax(1))
 
 
-def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
-    """Bit for bit, whatever the tile's other points."""
+@pytest.fixture(scope="module")
+def voted_room():
+    """An 8 m generated office with 40 % of its labels random: (xyz (N, 3) float32, probs (N, K),
+    origin (3,) float64, the whole room's voted probabilities)."""
     room = generate_room(5, kind="office", density=400)
     xyz = room.xyz.astype(np.float32)
     rng = np.random.default_rng(3)
     probs = _one_hot(np.where(rng.random(len(xyz)) < 0.4, rng.integers(0, K, len(xyz)), room.labels))
     origin = xyz.min(axis=0).astype(np.float64)
-    whole = refine.refine_probabilities(xyz, probs.copy(), origin=origin)
+    return xyz, probs, origin, refine.refine_probabilities(xyz, probs.copy(), origin=origin)
+
+
+def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result(voted_room):
+    """Bit for bit, whatever the tile's other points."""
+    xyz, probs, origin, whole = voted_room
     assert (whole != probs).any(axis=1).mean() > 0.3  # the voting changed much of the room
     x = xyz[:, 0]
     for owned in (x < x.min() + 1.0, x > x.max() - 1.0):  # a metre-wide strip at either end of the 8 m room
@@ -127,15 +134,10 @@ def test_a_tile_with_the_reach_of_the_voting_gets_the_whole_result():
         np.testing.assert_array_equal(part[owned[tile]], whole[owned])
 
 
-def test_whole_cells_with_the_cell_halo_get_the_whole_result():
+def test_whole_cells_with_the_cell_halo_get_the_whole_result(voted_room):
     """Bit for bit: the points of one cell (as cell_of counts them), read with every point within
     CELL_HALO of it; with a quarter of that halo many of them change."""
-    room = generate_room(5, kind="office", density=400)
-    xyz = room.xyz.astype(np.float32)
-    rng = np.random.default_rng(3)
-    probs = _one_hot(np.where(rng.random(len(xyz)) < 0.4, rng.integers(0, K, len(xyz)), room.labels))
-    origin = xyz.min(axis=0).astype(np.float64)
-    whole = refine.refine_probabilities(xyz, probs.copy(), origin=origin)
+    xyz, probs, origin, whole = voted_room
     cell = refine.cell_of(xyz[:, :2], origin[:2])
     owned = (cell == [1, 0]).all(axis=1)
     low = origin[:2] + np.array([1, 0]) * refine.CELL
