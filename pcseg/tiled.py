@@ -21,7 +21,8 @@ more than one chunk of it:
 4. the labelled PLY is written chunk by chunk from them, atomically.
 
 Peak memory is about the largest haloed tile's points times ``TILE_BYTES_PER_POINT`` (voting
-tiles: ``VOTE_BYTES_PER_POINT``) plus one chunk, the model, and the scratch arrays' pages.
+tiles: ``VOTE_BYTES_PER_POINT``) plus one chunk, the model, and, at the end, five bytes per point
+of labels and confidences. The scratch arrays are mapped only while a tile reads or writes them.
 """
 
 from __future__ import annotations
@@ -333,9 +334,6 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
             split_into_tiles(reader, bounds, grids, segmenter.up, folder)
             shared = bounds, [len(grid) for grid in grids]
         bounds, tiles = ranks.broadcast(shared)
-        labels = np.load(folder / "labels.npy", mmap_mode="r+")
-        confidence = np.load(folder / "confidence.npy", mmap_mode="r+")
-        raw = np.load(folder / "probabilities.npy", mmap_mode="r+") if segmenter.refine else None
         for records, owned in _own_tiles(folder, 0, tiles[0], ranks, f"{source.name}: tiles", progress):
             rgb = records["rgb"] if bounds.has_colors else None
             probs = predict_probabilities(
@@ -343,26 +341,22 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
                 num_points=segmenter.num_points, block_size=segmenter.block_size, stride=segmenter.stride,
                 batch_size=segmenter.batch_size, device=segmenter.device, voxel_size=segmenter.voxel_size,
                 votes=segmenter.votes, progress=False, frame=bounds.frame, colours=segmenter.colours)
-            if raw is None:
-                _keep_labels(labels, confidence, records["index"], probs, owned)
+            if segmenter.refine:
+                _write_rows(folder / "probabilities.npy", records["index"][owned], probs[owned])
             else:
-                raw[records["index"][owned]] = probs[owned]
-        if raw is not None:
-            raw.flush()
+                _keep_labels(folder, records["index"], probs, owned)
+        if segmenter.refine:
             ranks.barrier()  # every rank's model tiles are in before any tile is voted
             for records, owned in _own_tiles(folder, 1, tiles[1], ranks, f"{source.name}: flat patches", progress):
-                probs = np.asarray(raw[records["index"]])
+                probs = _read_rows(folder / "probabilities.npy", records["index"])
                 refine_probabilities(np.ascontiguousarray(records["xyz"]), probs, origin=bounds.frame.origin)
-                _keep_labels(labels, confidence, records["index"], probs, owned)
-            del raw
-        labels.flush()
-        confidence.flush()
+                _keep_labels(folder, records["index"], probs, owned)
         ranks.barrier()
         if not ranks.is_first:
             return None
+        labels, confidence = np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
         write_streaming_ply(target, reader, labels, confidence, keep_colors=keep_colors)
-        del labels, confidence
-        return np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
+        return labels, confidence
 
 
 def _own_tiles(folder: Path, grid: int, tiles: int, ranks: Ranks, desc: str, progress: bool):
@@ -377,12 +371,28 @@ def _own_tiles(folder: Path, grid: int, tiles: int, ranks: Ranks, desc: str, pro
             yield records, owned
 
 
-def _keep_labels(labels: np.ndarray, confidence: np.ndarray, index: np.ndarray, probs: np.ndarray,
-                 owned: np.ndarray) -> None:
+def _keep_labels(folder: Path, index: np.ndarray, probs: np.ndarray, owned: np.ndarray) -> None:
     """Write the labels and confidences of a tile's ``owned`` (n,) bool points, whose indices are
     ``index`` (n,), from its probabilities (n, K) (without copying the owned rows)."""
-    labels[index[owned]] = probs.argmax(axis=1)[owned]
-    confidence[index[owned]] = confidence_of(probs)[owned]
+    _write_rows(folder / "labels.npy", index[owned], probs.argmax(axis=1)[owned])
+    _write_rows(folder / "confidence.npy", index[owned], confidence_of(probs)[owned])
+
+
+def _write_rows(path: Path, index: np.ndarray, rows: np.ndarray) -> None:
+    """Write ``rows`` at ``index`` of the scratch array ``path``, mapped only meanwhile: pages of a
+    mapping kept open would stay in the process's memory, tile after tile, up to the whole array."""
+    array = np.load(path, mmap_mode="r+")
+    array[index] = rows
+    array.flush()
+    del array
+
+
+def _read_rows(path: Path, index: np.ndarray) -> np.ndarray:
+    """The rows ``index`` of the scratch array ``path``, copied, the array mapped only meanwhile."""
+    array = np.load(path, mmap_mode="r")
+    rows = np.asarray(array[index])
+    del array
+    return rows
 
 
 @contextmanager
