@@ -93,7 +93,7 @@ def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.
     representatives, voxel_of = voxel_subsample(xyz, VOXEL, valid, origin)
     voxel_of = voxel_of[points]
     voxels = len(representatives)
-    grid = np.floor((np.asarray(xyz[representatives], dtype=np.float64) - origin) / VOXEL).astype(np.int64)
+    grid = _voxel_coordinates(xyz[representatives], origin)
     centroids = _group_means(lambda a: np.asarray(xyz[points, a], dtype=np.float64) - origin[a], 3,
                              voxel_of, voxels)
     voxel_probs = _group_means(lambda c: probs[points, c], probs.shape[1], voxel_of, voxels)
@@ -108,8 +108,13 @@ def refine_probabilities(xyz: np.ndarray, probs: np.ndarray, valid: Optional[np.
 def cell_of(xy: np.ndarray, origin: np.ndarray) -> np.ndarray:
     """(n, 2) int64 the :data:`CELL` column holding each point of ``xy`` (n, 2), metres, counted
     from ``origin`` (2,) as the voting counts them (through the point's voxel)."""
-    voxel = np.floor((np.asarray(xy, dtype=np.float64) - origin) / VOXEL).astype(np.int64)
-    return voxel // CELL_VOXELS
+    return _voxel_coordinates(xy, origin) // CELL_VOXELS
+
+
+def _voxel_coordinates(xyz: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """(n, d) int64 integer coordinates of the :data:`VOXEL` holding each point of ``xyz`` (n, d),
+    metres, counted from ``origin`` (d,): the one arithmetic the voxel grid and :func:`cell_of` share."""
+    return np.floor((np.asarray(xyz, dtype=np.float64) - origin) / VOXEL).astype(np.int64)
 
 
 def planar_patches(centroids: np.ndarray, grid: np.ndarray) -> np.ndarray:
