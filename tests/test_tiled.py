@@ -14,7 +14,7 @@ from pcseg.errors import PcsegError
 from pcseg.io import write_ply
 from pcseg.io.chunked import open_chunked
 from pcseg.models import build
-from pcseg import refine, tiled
+from pcseg import refine, tile_plan, tiled
 
 #: A budget that leaves room for about this many points per haloed tile.
 SMALL_TILE_POINTS = 4000
@@ -75,7 +75,7 @@ def test_tiles_give_the_untiled_output(room, tmp_path, capsys):
     """The bundled PointNet (labels that vary, unlike an untrained model's) on about 7 tiles, with
     --no-refine: the model tiles alone give the labels."""
     reader = open_chunked(room)
-    grid = tiled.plan_tiles(tiled.scan_bounds(reader, "z"), tiled.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
+    grid = tile_plan.plan_tiles(tile_plan.scan_bounds(reader, "z"), tile_plan.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
     assert len(grid) >= 6                                    # really tiled, with borders between tiles
     whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
     common = ["--model", "pointnet_synthetic", "--device", "cpu", "--no-refine"]
@@ -100,9 +100,9 @@ def test_tiled_runs_vote_flat_patches_as_whole_runs(tmp_path, capsys, monkeypatc
     write_ply(room, cloud.xyz, cloud.rgb)
     budget = budget_for(len(cloud.xyz))
     monkeypatch.setattr(tiled, "VOTE_BYTES_PER_POINT", 4 * tiled.TILE_BYTES_PER_POINT)
-    bounds = tiled.scan_bounds(open_chunked(room), "z")
-    assert len(tiled.plan_tiles(bounds, tiled.halo_width(1.0, 0.5, 0.02), len(cloud.xyz))) == 1
-    assert len(tiled.plan_voting_tiles(bounds, len(cloud.xyz) // 4)) >= 4
+    bounds = tile_plan.scan_bounds(open_chunked(room), "z")
+    assert len(tile_plan.plan_tiles(bounds, tile_plan.halo_width(1.0, 0.5, 0.02), len(cloud.xyz))) == 1
+    assert len(tile_plan.plan_voting_tiles(bounds, len(cloud.xyz) // 4)) >= 4
     whole, parts, own = tmp_path / "whole.ply", tmp_path / "tiled.ply", tmp_path / "own.ply"
     common = ["--model", "pointnet_synthetic", "--device", "cpu"]
     assert main(["segment", str(room), "-o", str(whole), *common]) == 0
@@ -123,7 +123,7 @@ def test_voting_tiles_are_whole_cells_of_the_voting():
     edges = origin[0] + refine.CELL * np.arange(4)
     xy = np.concatenate([rng.uniform(origin, origin + 10, (5000, 2)),
                          np.stack([np.repeat(edges, 3) + np.tile([-1e-7, 0, 1e-7], 4), np.full(12, 1.0)], axis=1)])
-    grid = tiled.TileGrid(origin, 2 * refine.CELL, (2, 2), refine.CELL_HALO, voting_cells=2)
+    grid = tile_plan.TileGrid(origin, 2 * refine.CELL, (2, 2), refine.CELL_HALO, voting_cells=2)
     cells = np.clip(refine.cell_of(xy, origin) // 2, 0, 1)
     np.testing.assert_array_equal(grid.owner(xy), cells[:, 0] * 2 + cells[:, 1])
     read = dict(grid.reading(xy))
