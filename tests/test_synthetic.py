@@ -96,3 +96,48 @@ def test_generate_command_writes_a_labelled_ply(tmp_path):
     cloud = read_cloud(out)
     assert cloud.rgb is not None and cloud.labels is not None and len(cloud) > 1000
     assert main(["generate", str(out), "--ply"]) == 2
+
+
+
+def _room_with_a_window(rng, per_m2=150):
+    """Points (m, 3), instance (m,), classes of a 4 x 3 x 2.5 m room sampled evenly (``per_m2``):
+    floor, ceiling, the y = 0 wall with a window opening at x 1-2 m, z 1-2 m, whose glass is set
+    8 cm outside and its sill inside."""
+    def rect(origin, u, v):
+        n = int(per_m2 * np.linalg.norm(np.cross(u, v)))
+        a, b = rng.random((2, n, 1))
+        return np.asarray(origin) + a * np.asarray(u) + b * np.asarray(v)
+    wall = rect((0, 0, 0), (4, 0, 0), (0, 0, 2.5))
+    wall = wall[~((wall[:, 0] > 1) & (wall[:, 0] < 2) & (wall[:, 2] > 1) & (wall[:, 2] < 2))]
+    parts = [rect((0, 0, 0), (4, 0, 0), (0, 3, 0)), rect((0, 0, 2.5), (4, 0, 0), (0, 3, 0)), wall,
+             np.concatenate([rect((1, -0.08, 1), (1, 0, 0), (0, 0, 1)), rect((1, 0.0, 1), (1, 0, 0), (0, 0.15, 0))])]
+    instance = np.repeat(np.arange(4), [len(p) for p in parts])
+    return np.concatenate(parts), instance, ["floor", "ceiling", "wall", "window"]
+
+
+def test_rgbd_capture_caps_points_drops_ceilings_and_glass_per_room():
+    from pcseg.data.synthetic.scanner import rgbd_capture
+
+    rng = np.random.default_rng(0)
+    points, instance, classes = _room_with_a_window(rng)
+    glass = (instance == 3) & (points[:, 1] < -0.07)
+    sill = (instance == 3) & ~glass
+    ceilings, glasses, sills = [], [], []
+    for seed in range(12):
+        kept = rgbd_capture(np.random.default_rng(seed), points, instance, classes, 4.0, 3.0, vertices=2000)
+        assert len(kept) == 2000 and np.all(np.diff(kept) > 0)
+        ceilings.append(int((instance[kept] == 1).sum()))
+        glasses.append(int(glass[kept].sum()))
+        sills.append(int(sill[kept].sum()))
+    assert 0 in ceilings and max(ceilings) > 300  # the ceiling is lost in some rooms, not all
+    assert 0 in glasses and max(glasses) > 30  # the glass too
+    assert any(g == 0 and f > 0 for g, f in zip(glasses, sills))  # its frame stays when the glass goes
+    assert len(rgbd_capture(np.random.default_rng(0), points, instance, classes, 4.0, 3.0, vertices=10**6)) < len(points)
+
+
+def test_rgbd_rooms_hold_at_most_a_scans_vertices():
+    room = generate_room(0, kind="office", density=1200, sensor="rgbd")
+    assert len(room.xyz) == 50_000 and len(room.labels) == len(room.rgb) == 50_000
+    with pytest.raises(ValueError, match="sensor"):
+        generate_room(0, sensor="sonar")
+    assert main(["generate", "unused.ply", "--ply", "--sensor", "sonar"]) == 2

@@ -16,6 +16,10 @@ def register(subparsers) -> None:
     parser.add_argument("--density", type=float, default=2500.0,
                         help="surface points per m^2 before occlusion (default 2500)")
     parser.add_argument("--kind", default=None, help="room kind (default: random per room)")
+    parser.add_argument("--sensor", default="lidar",
+                        help="what captures the rooms: lidar (S3DIS-like stations) or rgbd (ScanNet-like "
+                             "walk-through: at most 50,000 points a room, ceilings often missing, holes) "
+                             "(default lidar)")
     parser.add_argument("--ply", action="store_true",
                         help="write one room to DST as a PLY with a 'label' property")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PLY")
@@ -25,18 +29,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..data.synthetic import ROOM_KINDS, generate_room, write_s3dis_layout
+    from ..data.synthetic import ROOM_KINDS, SENSORS, generate_room, write_s3dis_layout
     from ..io import write_ply
 
     if args.kind is not None and args.kind not in ROOM_KINDS:
         raise PcsegError(f"--kind must be one of {', '.join(ROOM_KINDS)}")
+    if args.sensor not in SENSORS:
+        raise PcsegError(f"--sensor must be one of {', '.join(SENSORS)}, got {args.sensor!r}")
     if args.ply:
-        room = generate_room(args.seed, kind=args.kind, density=args.density)
+        room = generate_room(args.seed, kind=args.kind, density=args.density, sensor=args.sensor)
         path = write_ply(args.dst, room.xyz, room.rgb, room.labels, overwrite=args.overwrite)
         print(f"wrote {room.name}: {len(room.xyz):,} points to {path}")
         return 0
     folders = write_s3dis_layout(args.dst, args.areas, seed=args.seed, rooms_per_area=args.rooms_per_area,
-                                 density=args.density, kind=args.kind, workers=args.workers,
+                                 density=args.density, kind=args.kind, sensor=args.sensor, workers=args.workers,
                                  progress=True)
     print(f"{len(folders)} rooms in the raw S3DIS layout under {args.dst} (rooms already there are kept)")
     return 0

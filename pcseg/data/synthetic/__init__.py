@@ -5,6 +5,6 @@ writes rooms in the raw Stanford layout that ``pcseg prepare s3dis`` reads.
 """
 
 from .layout import write_room_layout, write_s3dis_layout
-from .room import ROOM_KINDS, SyntheticRoom, generate_room
+from .room import ROOM_KINDS, SENSORS, SyntheticRoom, generate_room
 
-__all__ = ["ROOM_KINDS", "SyntheticRoom", "generate_room", "write_room_layout", "write_s3dis_layout"]
+__all__ = ["ROOM_KINDS", "SENSORS", "SyntheticRoom", "generate_room", "write_room_layout", "write_s3dis_layout"]

@@ -12,10 +12,12 @@ import numpy as np
 
 from ...classes import S3DIS_CLASSES
 from . import objects
-from .scanner import range_thinning, shade, visible_from
+from .scanner import range_thinning, rgbd_capture, shade, visible_from
 from .shapes import sample_box, sample_rect
 
 ROOM_KINDS = ("office", "conferenceRoom", "hallway", "lounge", "storage")
+#: What captures a room (see :mod:`pcseg.data.synthetic.scanner`).
+SENSORS = ("lidar", "rgbd")
 #: How often each kind is drawn, roughly as in S3DIS (mostly offices and hallways).
 KIND_WEIGHTS = (0.5, 0.1, 0.2, 0.08, 0.12)
 
@@ -317,20 +319,25 @@ def _room_size(rng, kind):
 
 
 def generate_room(seed: int, kind: str | None = None, density: float = 2500.0,
-                  stations: int | None = None, noise: float = 0.003, name: str | None = None) -> SyntheticRoom:
+                  stations: int | None = None, noise: float = 0.003, name: str | None = None,
+                  sensor: str = "lidar") -> SyntheticRoom:
     """Generate one scanned room.
 
     Args:
         seed: the only source of randomness.
         kind: one of ``ROOM_KINDS`` (random when None).
         density: surface points per m^2 before occlusion and range thinning.
-        stations: scanner positions (1-3 random when None).
+        stations: lidar scanner positions (1-3 random when None).
         noise: range noise standard deviation, metres.
+        sensor: ``"lidar"`` (S3DIS-like) or ``"rgbd"`` (ScanNet-like: at most 50,000 points, often
+            no ceiling; see :func:`pcseg.data.synthetic.scanner.rgbd_capture`).
     """
     rng = np.random.default_rng(seed)
     kind = kind or choose_kind(rng)
     if kind not in ROOM_KINDS:
         raise ValueError(f"kind must be one of {ROOM_KINDS}, got {kind!r}")
+    if sensor not in SENSORS:
+        raise ValueError(f"sensor must be one of {SENSORS}, got {sensor!r}")
     L, W, H = _room_size(rng, kind)
     b = _Builder(rng, L, W, H, density)
     _structure(b, kind)
@@ -338,10 +345,13 @@ def generate_room(seed: int, kind: str | None = None, density: float = 2500.0,
     classes = [c for c, _ in b.parts]
     points = np.concatenate([p for _, p in b.parts])
     instance = np.repeat(np.arange(len(b.parts), dtype=np.int32), [len(p) for _, p in b.parts])
-    n_st = stations or int(rng.integers(1, 4))
-    st = np.column_stack([rng.uniform(0.3, 0.7, n_st) * L, rng.uniform(0.3, 0.7, n_st) * W,
-                          rng.uniform(1.2, 1.7, n_st)])
-    keep = visible_from(points, st) & range_thinning(rng, points, st)
+    if sensor == "rgbd":
+        keep = rgbd_capture(rng, points, instance, classes, L, W)
+    else:
+        n_st = stations or int(rng.integers(1, 4))
+        st = np.column_stack([rng.uniform(0.3, 0.7, n_st) * L, rng.uniform(0.3, 0.7, n_st) * W,
+                              rng.uniform(1.2, 1.7, n_st)])
+        keep = visible_from(points, st) & range_thinning(rng, points, st)
     points, instance = points[keep], instance[keep]
     points = points + rng.normal(0, noise, points.shape)
     lights = np.column_stack([rng.uniform(0, L, 3), rng.uniform(0, W, 3), np.full(3, H)])
