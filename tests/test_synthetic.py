@@ -98,7 +98,6 @@ def test_generate_command_writes_a_labelled_ply(tmp_path):
     assert main(["generate", str(out), "--ply"]) == 2
 
 
-
 def _room_with_a_window(rng, per_m2=150):
     """Points (m, 3), instance (m,), classes of a 4 x 3 x 2.5 m room sampled evenly (``per_m2``):
     floor, ceiling, the y = 0 wall with a window opening at x 1-2 m, z 1-2 m, whose glass is set
@@ -135,9 +134,10 @@ def test_rgbd_capture_caps_points_drops_ceilings_and_glass_per_room():
     assert len(rgbd_capture(np.random.default_rng(0), points, instance, classes, 4.0, 3.0, vertices=10**6)) < len(points)
 
 
-def test_rgbd_rooms_hold_at_most_a_scans_vertices():
+def test_rgbd_rooms_hold_at_most_a_scans_vertices(tmp_path):
     room = generate_room(0, kind="office", density=1200, sensor="rgbd")
     assert len(room.xyz) == 50_000 and len(room.labels) == len(room.rgb) == 50_000
     with pytest.raises(ValueError, match="sensor"):
         generate_room(0, sensor="sonar")
-    assert main(["generate", "unused.ply", "--ply", "--sensor", "sonar"]) == 2
+    assert main(["generate", str(tmp_path / "room.ply"), "--ply", "--sensor", "sonar"]) == 2
+    assert not (tmp_path / "room.ply").exists()

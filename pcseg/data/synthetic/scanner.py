@@ -75,14 +75,14 @@ def rgbd_capture(rng, points: np.ndarray, instance: np.ndarray, classes: list[st
     stations = np.column_stack([L / 2 + radius[0] * np.cos(angle), W / 2 + radius[1] * np.sin(angle),
                                 rng.uniform(1.1, 1.6, views)])
     keep = visible_from(points, stations)
-    point_class = np.asarray(classes)[instance]
+    names = np.asarray(classes)
     if rng.random() < 0.5:
-        keep &= point_class != "ceiling"
+        keep &= names[instance] != "ceiling"
     for _ in range(int(rng.integers(5, 16))):
         center = points[rng.integers(len(points))]
         keep &= np.linalg.norm(points - center, axis=1) > rng.uniform(0.1, 0.35)
     beyond_walls = np.max([-points[:, 0], points[:, 0] - L, -points[:, 1], points[:, 1] - W], axis=0)
-    for window in np.flatnonzero(np.asarray(classes) == "window"):
+    for window in np.flatnonzero(names == "window"):
         if rng.random() < 0.7:
             keep &= ~((instance == window) & (beyond_walls > GLASS_BEYOND_WALL))
     kept = np.flatnonzero(keep)
