@@ -13,8 +13,10 @@ from pcseg.config import apply_overrides, load_config
 from pcseg.data.rooms import write_index, write_room
 from pcseg.data.s3dis import prepare_s3dis
 from pcseg.data.sources import MixedBlockDataset, load_sources, selection_source
+from pcseg.data.features import MISSING_RGB
 from pcseg.data.synthetic import write_s3dis_layout
 from pcseg.errors import PcsegError
+from pcseg.training.loop import _training_set
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,8 @@ def test_sources_are_checked(caches, tmp_path):
         selection_source({**data, "select_on": "nope"}, sources)
     bad = [({"name": "gen", "root": str(gen), "areas_train": ["Area_1"], "sharee": 1}, "known keys"),
            ({"name": "gen", "root": str(gen), "areas_train": ["Area_1"], "share": -1}, "share must be"),
-           ({"name": "gen", "root": str(gen), "areas_train": ["Area_9"]}, "no rooms in the training areas")]
+           ({"name": "gen", "root": str(gen), "areas_train": ["Area_9"]}, "no rooms in the training areas"),
+           ({"name": "gen", "root": str(gen), "areas_train": ["Area_1"], "colours": "no"}, "colours must be")]
     for spec, message in bad:
         with pytest.raises(PcsegError, match=message):
             load_sources({"sources": [spec]})
@@ -91,6 +94,24 @@ def test_sources_are_checked(caches, tmp_path):
     with pytest.raises(PcsegError, match="classes differ"):
         load_sources({"sources": [data["sources"][0], {"name": "x", "root": str(tmp_path / "two_classes"),
                                                        "areas_train": ["Area_1"]}]})
+
+
+def test_a_source_without_colours_gets_grey_blocks_and_the_others_keep_theirs(caches):
+    config = mixed_config(caches)
+    config["augment"] = {"color_drop_p": 0.0}
+    config["data"]["sources"][1]["colours"] = False
+    sources = load_sources(config["data"])
+    assert [s.colours for s in sources] == [True, False]
+    mixed = _training_set(config, sources, seed=0, colours=True)
+    rgb_by_source = {0: [], 1: []}
+    for i in range(len(mixed)):
+        rgb_by_source[mixed.source_of(i)].append(mixed[i][0][:, 3:6])
+    assert rgb_by_source[0] and rgb_by_source[1]
+    assert all(bool((rgb == MISSING_RGB).all()) for rgb in rgb_by_source[1])
+    assert all(float(rgb.std()) > 0.01 for rgb in rgb_by_source[0])     # generated rooms are coloured
+    # data.colours: false turns every source grey, whatever the source says
+    grey = _training_set(config, sources, seed=0, colours=False)
+    assert all(bool((grey[i][0][:, 3:6] == MISSING_RGB).all()) for i in range(len(grey)))
 
 
 def test_mixed_training_validates_each_source_and_selects_on_one(caches, tmp_path, capsys):

@@ -10,10 +10,15 @@ or as several, mixed by share (normalised to sum 1) and validated separately::
     data:
       sources:
         - {name: real, root: data/real, areas_train: [...], areas_val: [...], share: 0.5}
-        - {name: synthetic, root: data/synthetic, areas_train: [...], areas_val: [], share: 0.5}
+        - {name: synthetic, root: data/synthetic, areas_train: [...], areas_val: [], share: 0.5,
+           colours: false}
       select_on: real      # the source whose validation mIoU picks best.pt (default: the first validated)
 
-Every source must hold the same classes.
+Every source must hold the same classes. A source with ``colours: false`` gives its training
+blocks the grey of a cloud without colours (``MISSING_RGB``) while the others keep theirs: a
+model then learns colours from the sources whose colours look like what it will segment, and
+to work without them from the rest. (``data.colours: false`` turns colours off everywhere,
+inference included.)
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from ..errors import PcsegError
 from .rooms import load_index
 from .splits import select_rooms
 
-SOURCE_KEYS = {"name", "root", "areas_train", "areas_val", "share"}
+SOURCE_KEYS = {"name", "root", "areas_train", "areas_val", "share", "colours"}
 
 
 @dataclass
 class Source:
-    """One prepared cache: its training and validation rooms (index entries) and share."""
+    """One prepared cache: its training and validation rooms (index entries), share, and
+    whether its training blocks keep their colours."""
 
     name: str
     root: str
@@ -43,6 +49,7 @@ class Source:
     train: list[dict]
     val: list[dict]
     share: float
+    colours: bool = True
 
 
 def source_specs(data: dict) -> list[dict]:
@@ -53,7 +60,7 @@ def source_specs(data: dict) -> list[dict]:
                  "areas_train": data["areas_train"], "areas_val": data.get("areas_val") or [], "share": 1.0}]
     specs = data["sources"]
     if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
-        raise PcsegError("data.sources must be a non-empty list of {name, root, areas_train, areas_val, share}")
+        raise PcsegError("data.sources must be a non-empty list of {name, root, areas_train, areas_val, share, colours}")
     for spec in specs:
         unknown = set(spec) - SOURCE_KEYS
         if unknown or "root" not in spec or "name" not in spec:
@@ -69,13 +76,16 @@ def load_sources(data: dict) -> list[Source]:
         share = spec.get("share", 1.0)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or share < 0:
             raise PcsegError(f"data source {spec['name']}: share must be a number >= 0, got {share!r}")
+        colours = spec.get("colours", True)
+        if not isinstance(colours, bool):
+            raise PcsegError(f"data source {spec['name']}: colours must be true or false, got {colours!r}")
         index = load_index(spec["root"])
         train = select_rooms(index["rooms"], spec.get("areas_train") or [])
         val = select_rooms(index["rooms"], spec.get("areas_val") or [])
         if share > 0 and not train:
             raise PcsegError(f"{spec['root']}: no rooms in the training areas {spec.get('areas_train')}")
         sources.append(Source(str(spec["name"]), str(spec["root"]), list(index["classes"]),
-                              list(spec.get("areas_val") or []), train, val, float(share)))
+                              list(spec.get("areas_val") or []), train, val, float(share), colours))
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise PcsegError(f"data.sources: names must be unique, got {names}")

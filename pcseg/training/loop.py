@@ -92,7 +92,8 @@ def _uses_colours(data: dict) -> bool:
 
 
 def _training_set(config: dict, sources, seed: int, colours: bool):
-    """The random training blocks of ``sources`` (a mixture by share when several)."""
+    """The random training blocks of ``sources`` (a mixture by share when several); a source
+    reads its colours only when ``colours`` (``data.colours``) and its own ``colours`` allow."""
     d = config["data"]
     balanced_share = d.get("balance_classes", False)
     if not isinstance(balanced_share, (bool, int, float)) or not 0 <= balanced_share <= 1:
@@ -100,7 +101,7 @@ def _training_set(config: dict, sources, seed: int, colours: bool):
     used = [s for s in sources if s.share > 0]
     parts = [BlockTrainingDataset(s.root, s.train, d["num_points"], d["block_size"], d["feature_set"],
                                   AugmentConfig(**config.get("augment", {})), d.get("samples_per_epoch"),
-                                  d.get("sampling", "random"), seed, float(balanced_share), colours)
+                                  d.get("sampling", "random"), seed, float(balanced_share), colours and s.colours)
              for s in used]
     if len(parts) == 1:
         return parts[0]
