@@ -10,9 +10,10 @@ import yaml
 from pcseg.checkpoint import load_checkpoint
 from pcseg.cli import main
 from pcseg.config import apply_overrides, load_config
-from pcseg.data.rooms import write_index, write_room
+from pcseg.data.rooms import load_index, write_index, write_room
 from pcseg.data.s3dis import prepare_s3dis
 from pcseg.data.sources import MixedBlockDataset, load_sources, selection_source
+from pcseg.data.splits import select_rooms
 from pcseg.data.features import MISSING_RGB
 from pcseg.data.synthetic import write_s3dis_layout
 from pcseg.errors import PcsegError
@@ -140,5 +141,10 @@ def test_mixed_training_validates_each_source_and_selects_on_one(caches, tmp_pat
                  "--out", str(tmp_path / "m2.json")]) == 0
     result = json.loads((tmp_path / "m2.json").read_text())
     assert "Area_1, Area_2" in result["gen"]["split"] and "Area_8" in result["other"]["split"]
+    # each class's support: its labelled points and the rooms holding them, as the cache's index counts them
+    counts = np.array([room["class_counts"] for room in select_rooms(load_index(gen)["rooms"], ["Area_1", "Area_2"])])
+    assert result["gen"]["support"] == counts.sum(axis=0).tolist()
+    assert result["gen"]["rooms_with_class"] == (counts > 0).sum(axis=0).tolist()
+    assert sum(result["gen"]["support"]) == result["gen"]["points"]
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(tmp_path)]) == 2
     assert "no areas to evaluate" in capsys.readouterr().err

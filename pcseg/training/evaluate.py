@@ -18,9 +18,12 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
     seen ``votes`` times (see :mod:`pcseg.infer`) and, with ``refine``, flat patches voted
     (:mod:`pcseg.refine`), as ``pcseg segment`` does.
 
-    Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion`` and ``points``.
+    Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion``, ``points``, and per
+    class ``support`` (labelled points) and ``rooms_with_class`` (entries holding at least one of them),
+    which say how much a class's IoU rests on.
     """
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    rooms_with_class = np.zeros(num_classes, dtype=np.int64)
     all_probs, all_targets = [], []
     for entry in entries:
         room = load_room(root, entry)
@@ -33,7 +36,9 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
         if refine:
             probs = refine_probabilities(xyz, probs)
         target = np.asarray(room.labels)
-        cm += confusion_matrix(target, probs.argmax(1), num_classes)
+        room_cm = confusion_matrix(target, probs.argmax(1), num_classes)
+        cm += room_cm
+        rooms_with_class += room_cm.sum(axis=1) > 0
         step = max(1, len(target) // 20000)  # AP on a fixed subsample keeps memory bounded
         all_probs.append(probs[::step])
         all_targets.append(target[::step])
@@ -41,16 +46,20 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
     result["AP"] = average_precision(np.concatenate(all_targets), np.concatenate(all_probs))
     result["confusion"] = cm.tolist()
     result["points"] = int(cm.sum())
+    result["support"] = cm.sum(axis=1).tolist()
+    result["rooms_with_class"] = rooms_with_class.tolist()
     return result
 
 
 def format_table(result: dict, class_names, split: str) -> str:
-    """A per-class table and the summary line, labelled with the split it comes from."""
+    """A per-class table (scores in percent, then the labelled points and the rooms holding them)
+    and the summary line, labelled with the split it comes from."""
     lines = [f"{split}: {result['points']:,} points",
-             f"{'class':<12}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'AP':>8}"]
+             f"{'class':<12}{'IoU':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'AP':>8}{'points':>10}{'rooms':>7}"]
     for i, name in enumerate(class_names):
         vals = [result[k][i] for k in ("IoU", "precision", "recall", "F1", "AP")]
-        lines.append(f"{name:<12}" + "".join("     -  " if v != v else f"{100 * v:8.1f}" for v in vals))
+        lines.append(f"{name:<12}" + "".join("     -  " if v != v else f"{100 * v:8.1f}" for v in vals)
+                     + f"{result['support'][i]:>10,}{result['rooms_with_class'][i]:>7}")
     lines.append(f"{split}: OA {100 * result['OA']:.1f}  mAcc {100 * result['mAcc']:.1f}  "
                  f"mIoU {100 * result['mIoU']:.1f}  fwIoU {100 * result['fwIoU']:.1f}")
     return "\n".join(lines)
