@@ -14,6 +14,7 @@ written stop every rank (:meth:`Ranks.all_or_none`).
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 from contextlib import contextmanager, redirect_stdout
@@ -37,7 +38,15 @@ def start(backend: Optional[str] = None) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+        atexit.register(_leave)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _leave() -> None:
+    """Leaves the process group at exit: left to the interpreter's teardown, gloo's threads can
+    abort the process (``terminate called without an active exception``) after its work is done."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
