@@ -187,7 +187,41 @@ def test_deny_list_catches_names_inside_paths():
     assert rebuild.denied("a/b", "Stanford/Area_1/conferenceRoom_1/Annotations/chair_1.txt")
     assert rebuild.denied("a/b", "stanford_indoor3d/Area_1_conferenceRoom_1.npy")
     assert rebuild.denied("a/b", "s3dis/Area_1/conferenceRoom_2/Annotations/chair_1.txt") is None
-    assert rebuild.denied("a/b", "scannet/scene0011_00_vert.npy") is None
+    assert rebuild.denied("a/b", "scannet/scene0011_00_vert.npy")
+    assert rebuild.denied("a/b", "scannet/scene0012_00_vert.npy") is None
+    for room in ("office_1", "office_10", "office_11", "office_15", "office_21", "office_26", "office_31",
+                 "office_35", "pantry_1", "hallway_4"):
+        assert rebuild.denied("a/b", f"sem_seg/log6/dump/Area_6_{room}_pred.txt")
+        assert rebuild.denied("a/b", f"ply/Area_6/{room}.ply")
+    assert rebuild.denied("a/b", "Area_5/storage_3/Annotations/wall_1.txt")
+    assert rebuild.denied("a/b", "ply/Area_6/office_12.ply") is None  # not office_1
+    assert rebuild.denied("OrangeSodahub/Small-3D-Semantic-Segmentation-model")
+    assert rebuild.denied("Wangningsen/FDU-PRML-2024-final-PJ")
+
+
+def test_converted_copies_are_read_from_shared_and_checked(tmp_path):
+    copy = tmp_path / "shared" / "rooms" / "Area_2" / "office_3.ply"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"ply converted bytes")
+    entry = {"path": "dump/Area_2_office_3_pred.txt", "copy": "rooms/Area_2/office_3.ply",
+             "out": "ply/Area_2/office_3.ply", "sha256": hashlib.sha256(copy.read_bytes()).hexdigest()}
+    manifest = {"sources": {"dump": {"repository": "someone/dump", "commit": "a" * 40, "licence": "x",
+                                     "kind": "lidar"}},
+                "rooms": [{"room": "Area_2/office_3", "source": "dump", "split": "train", "files": [entry]}]}
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    rooms = rebuild.load_manifest(path)
+    report = rebuild.rebuild(rooms, tmp_path / "out", tmp_path / "no_mirror", tmp_path / "shared", progress=False)
+    assert report.written == ["ply/Area_2/office_3.ply"]
+    assert (tmp_path / "out" / "ply" / "Area_2" / "office_3.ply").read_bytes() == b"ply converted bytes"
+    assert yaml.safe_load((tmp_path / "out" / "split.yaml").read_text())["ply"]["train"] == ["Area_2/office_3"]
+    report = rebuild.rebuild(rooms, tmp_path / "out2", tmp_path / "no_mirror", tmp_path / "elsewhere",
+                             progress=False)
+    assert "no copy" in report.skipped["ply/Area_2/office_3.ply"]
+    copy.write_bytes(b"changed")
+    report = rebuild.rebuild(rooms, tmp_path / "out3", tmp_path / "no_mirror", tmp_path / "shared", progress=False)
+    assert "sha256" in report.refused["ply/Area_2/office_3.ply"]
+    assert not (tmp_path / "out3" / "ply").exists()
 
 
 def test_output_inside_the_repository_is_refused(tmp_path, fake_source, capsys):
@@ -228,11 +262,31 @@ def test_shipped_manifest_is_valid_and_keeps_the_decided_scannet_split():
     assert {n for n, r in rooms.items() if r.layout == "scannet" and r.split == "train"} >= train
 
 
+def test_shipped_manifest_keeps_the_decided_lidar_split():
+    rooms = {r.room: r for r in rebuild.load_manifest(rebuild.MANIFEST) if r.layout == "ply"}
+    val = {"Area_6/office_4", "Area_6/office_13", "Area_6/office_24", "Area_6/office_29", "Area_6/office_34",
+           "Area_6/copyRoom_1", "Area_3/hallway_3"}
+    assert {n for n, r in rooms.items() if r.split == "val"} == val
+    train = {n for n, r in rooms.items() if r.split == "train"}
+    assert len(train) == 25 and "Area_4/hallway_5_crop" in train and "Area_6/office_7" in train
+
+
+def test_shared_lidar_rooms_match_the_manifest():
+    folder = SHARED / "realrooms" / "s3dis"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent (the real S3DIS rooms are not in this checkout's shared folder)")
+    entries = [f for r in rebuild.load_manifest(rebuild.MANIFEST) if r.layout == "ply" for f in r.files]
+    assert len(entries) == len(list(folder.glob("*/*.ply")))
+    for f in entries:
+        assert rebuild.file_sha256(SHARED / f.copy) == f.sha256, f.copy
+
+
 @pytest.mark.slow
 def test_real_rebuild_from_the_fetched_snapshots_and_shared_copies(tmp_path):
     rooms = rebuild.load_manifest(rebuild.MANIFEST)
     reachable = [r for r in rooms if rebuild.mirror_git_dir(MIRROR, r.source.repository)
-                 or (r.source.shared and (SHARED / r.source.shared).is_dir())]
+                 or (r.source.shared and (SHARED / r.source.shared).is_dir())
+                 or all(f.copy and (SHARED / f.copy).is_file() for f in r.files)]
     if not reachable:
         pytest.skip(f"no source of the manifest under {MIRROR} or {SHARED}")
     report = rebuild.rebuild(reachable, tmp_path / "out", MIRROR, SHARED, progress=False)

@@ -72,6 +72,8 @@ def test_splits():
         six_fold_split(7)
     entries = [{"area": a, "name": str(i)} for i, a in enumerate(["Area_1", "Area_5", "Area_1"])]
     assert [e["name"] for e in select_rooms(entries, ["Area_1"])] == ["0", "2"]
+    assert [e["name"] for e in select_rooms(entries, ["Area_1/2", "Area_5"])] == ["1", "2"]
+    assert select_rooms(entries, ["Area_5/0"]) == []  # a room is named within its own area
 
 
 def test_dataset_files_match_the_code():

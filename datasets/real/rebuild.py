@@ -45,9 +45,12 @@ DEFAULT_MIRROR = Path("/work/.mirror")
 
 #: Kept for independent evaluation: never used for training nor selection, from any source.
 DENIED_REPOSITORIES = frozenset({"open-mmlab/mmdetection3d", "siddharth277/dbscan",
-                                 "winerdecoder/s3dis-structural-reconstruction"})
-DENIED_SCANNET_ROOMS = frozenset({"scene0000", "scene0009", "scene0010"})
-DENIED_S3DIS_ROOMS = frozenset({"Area_1/conferenceRoom_1"})
+                                 "winerdecoder/s3dis-structural-reconstruction",
+                                 "orangesodahub/small-3d-semantic-segmentation-model",
+                                 "wangningsen/fdu-prml-2024-final-pj"})
+DENIED_SCANNET_ROOMS = frozenset({"scene0000", "scene0009", "scene0010", "scene0011"})
+DENIED_S3DIS_ROOMS = frozenset({"Area_1/conferenceRoom_1", "Area_5/storage_3", "Area_6/pantry_1",
+                                "Area_6/hallway_4"} | {f"Area_6/office_{i}" for i in (1, 10, 11, 15, 21, 26, 31, 35)})
 
 LAYOUTS = ("scannet", "s3dis", "ply")
 SPLITS = ("train", "val")
@@ -84,9 +87,16 @@ class Source:
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One output file: ``path`` in the repository, ``out`` under the output folder, ``sha256``.
+
+    ``copy``: for a file converted from the repository's files (``path`` names what it was made
+    from), the converted file's path under the shared folder; ``sha256`` is then that copy's.
+    """
+
     path: str
     out: str
     sha256: str
+    copy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,11 +178,12 @@ def _load_room(entry: dict, sources: dict[str, Source], where: str) -> Room:
         _require(f, ("path", "out", "sha256"), f"{where}.files[{j}]")
         if not SHA256.match(str(f["sha256"])):
             raise PcsegError(f"{where}.files[{j}]: sha256 must be 64 lowercase hex digits")
-        files.append(FileEntry(f["path"], f["out"], f["sha256"]))
+        files.append(FileEntry(f["path"], f["out"], f["sha256"], f.get("copy")))
     if not files:
         raise PcsegError(f"{where}: no files")
     source = sources[entry["source"]]
-    why = denied(source.repository, entry["room"], *(f.path for f in files), *(f.out for f in files))
+    why = denied(source.repository, entry["room"], *(f.path for f in files), *(f.out for f in files),
+                 *(f.copy for f in files if f.copy))
     if why:
         raise PcsegError(f"{where}: {why}")
     layouts = {_check_out(f.out, where) for f in files}
@@ -262,6 +273,12 @@ class Report:
 def _fetch(room: Room, entry: FileEntry, mirror: Path, shared: Path) -> tuple[bytes | None, str]:
     """The file's bytes and where they came from, or (None, why they are absent)."""
     src = room.source
+    if entry.copy:
+        copy = shared / entry.copy
+        if copy.is_file():
+            return copy.read_bytes(), str(copy)
+        return None, (f"source absent: no copy {copy} (a conversion of {src.repository}@{src.commit[:7]} "
+                      f"{entry.path}, see datasets/REAL.md)")
     git_dir = mirror_git_dir(mirror, src.repository)
     if git_dir is not None:
         data = read_blob(git_dir, src.commit, entry.path)

@@ -21,6 +21,7 @@ def six_fold_split(fold: int) -> tuple[list[str], list[str]]:
 
 
 def select_rooms(entries: Sequence[dict], areas: Sequence[str]) -> list[dict]:
-    """The index entries whose area is in ``areas``."""
+    """The index entries named by ``areas``: a whole area (``Area_6``) or one room of an area
+    (``Area_6/office_4``), so a split can be made by room within an area."""
     wanted = set(areas)
-    return [e for e in entries if e["area"] in wanted]
+    return [e for e in entries if e["area"] in wanted or f"{e['area']}/{e['name']}" in wanted]
