@@ -10,14 +10,5 @@
 #   PYTHON=/path/to/python bash scripts/gpu_check.sh --budget 300 --skip-suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-
-dry_run=0
-for arg in "$@"; do [ "$arg" = "--dry-run" ] && dry_run=1; done
-if [ "$dry_run" = 0 ] && compgen -G ".whl/*.whl" >/dev/null; then
-  site=${PCSEG_WHEEL_SITE:-/tmp/pcseg-wheels}
-  echo "gpu_check: installing $(ls .whl/*.whl | wc -l) wheels from .whl/ into $site"
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
-  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+source scripts/gpu_env.sh
 exec "$PY" scripts/gpu_check.py "$@"
