@@ -55,18 +55,22 @@ def load_checkpoint(path: os.PathLike) -> dict:
 HALF_MIN_ELEMENTS = 1024
 
 
-def export_checkpoint(src: os.PathLike, dst: os.PathLike, half: bool = True) -> dict:
+def export_checkpoint(src: os.PathLike, dst: os.PathLike, half: bool = True, refine: bool | None = None) -> dict:
     """Write an inference-only copy of checkpoint ``src`` to ``dst`` (atomically).
 
     Keeps what ``pcseg segment`` and a model card need (weights, ``model_config``,
     ``data``, ``class_names``, the training ``config`` and ``metrics``); drops optimiser,
     scheduler and RNG states. With ``half``, weight matrices are stored as float16
-    (:func:`load_model` turns them back into float32). Returns the written payload.
+    (:func:`load_model` turns them back into float32). ``refine`` true or false sets whether
+    the model is run with flat-patch voting by default (``data.refine``; None keeps the
+    checkpoint's). Returns the written payload.
     """
     payload = load_checkpoint(src)
     state = {k: v.half() if half and v.is_floating_point() and v.numel() >= HALF_MIN_ELEMENTS else v
              for k, v in payload["model"].items()}
     keep = {k: payload[k] for k in ("model_config", "data", "class_names", "config", "metrics") if k in payload}
+    if refine is not None:
+        keep["data"] = {**keep["data"], "refine": bool(refine)}
     exported = {"model": state, **keep}
     save_checkpoint(dst, exported)
     return exported

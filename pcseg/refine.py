@@ -5,7 +5,7 @@ part clutter, part door. This step finds the flat, connected patches of a cloud 
 ceilings, table tops) and gives every point of a large patch the patch's mean probabilities;
 points off such patches (chairs, clutter, edges) keep their own. It runs after the model, on the
 probabilities :func:`pcseg.infer.predict_probabilities` returns (``pcseg segment`` and
-``pcseg eval`` do it unless told ``--no-refine``). Its thresholds were chosen on the real
+``pcseg eval`` do it where the model asks for it, see :func:`add_refine_arguments`). Its thresholds were chosen on the real
 validation rooms of ``datasets/REAL.md``.
 
 All lengths are metres, in the cloud's z-up frame:
@@ -231,3 +231,15 @@ def _group_means(column, columns: int, group: np.ndarray, groups: int) -> np.nda
     count = np.bincount(group, minlength=groups).astype(np.float64)
     sums = np.stack([np.bincount(group, column(c), groups) for c in range(columns)], axis=1)
     return sums / count[:, None]
+
+
+def add_refine_arguments(parser, on: str = "the points of each large flat patch (a wall, a floor, a table "
+                         "top) share the patch's label (default: as the model says; the bundled real "
+                         "models do not)",
+                         off: str = "keep the model's own label on every point") -> None:
+    """``--refine`` / ``--no-refine`` (``pcseg segment``, ``eval``, ``export``), with help texts
+    ``on`` and ``off``; neither given (``refine`` None) keeps the model's own setting (its
+    checkpoint's ``data.refine``)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--refine", dest="refine", action="store_true", default=None, help=on)
+    group.add_argument("--no-refine", dest="refine", action="store_false", help=off)

@@ -82,8 +82,10 @@ class Segmenter:
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
              block_size: Optional[float] = None, stride: Optional[float] = None,
              num_points: Optional[int] = None, up: str = "z",
-             voxel_size: Optional[float] = None, votes: int = 1, refine: bool = True) -> "Segmenter":
+             voxel_size: Optional[float] = None, votes: int = 1, refine: Optional[bool] = None) -> "Segmenter":
         """Load a bundled model name or a checkpoint path; PcsegError for bad settings.
+
+        ``refine`` None takes the checkpoint's ``data.refine`` (true where it says nothing).
 
         ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`); the models expect z.
         """
@@ -109,7 +111,7 @@ class Segmenter:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
                    float(stride), device, int(batch_size), up, float(voxel_size), int(votes),
-                   data["colours"], bool(refine))
+                   data["colours"], bool(data.get("refine", True) if refine is None else refine))
 
     def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
         """(N, K) float32 voted (and refined) class probabilities (zeros for non-finite points)."""

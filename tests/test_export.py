@@ -52,6 +52,18 @@ def test_exported_model_predicts_like_the_original(tmp_path):
         assert (p.argmax(-1) == q.argmax(-1)).float().mean() > 0.98, name
 
 
+def test_export_sets_whether_the_model_runs_with_flat_patch_voting(tmp_path):
+    from pcseg.segment import Segmenter
+
+    src = _training_checkpoint(tmp_path / "best.pt", "pointnet")
+    assert Segmenter.load(str(src), "cpu").refine  # says nothing: voted
+    for flag, voted in (("--no-refine", False), ("--refine", True)):
+        dst = tmp_path / f"{flag}.pt"
+        assert main(["export", str(src), str(dst), flag]) == 0
+        assert load_checkpoint(dst)["data"]["refine"] is voted
+        assert Segmenter.load(str(dst), "cpu").refine is voted
+
+
 def test_export_refuses_to_overwrite(tmp_path, capsys):
     src = _training_checkpoint(tmp_path / "best.pt", "pointnet")
     assert main(["export", str(src), str(src)]) == 2

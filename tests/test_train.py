@@ -95,6 +95,30 @@ def test_train_writes_the_run_directory(cache, tmp_path, capsys):
     assert "--votes" in capsys.readouterr().err
 
 
+def test_a_model_trained_with_refine_false_is_run_without_flat_patch_voting(cache, tmp_path, capsys):
+    """data.refine: false is kept in the checkpoint: validation, pcseg eval and pcseg segment then
+    keep the model's own labels unless told --refine."""
+    from pcseg.segment import Segmenter
+
+    config = tiny_config(cache, epochs=1)
+    config["data"]["refine"] = False
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--out", str(out)]) == 0
+    assert load_model(out / "best.pt")[1]["data"]["refine"] is False
+    for flags, voted in (([], False), (["--refine"], True), (["--no-refine"], False)):
+        assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(cache), *flags,
+                     "--out", str(tmp_path / "m.json")]) == 0
+        assert ("flat patches voted" in json.loads((tmp_path / "m.json").read_text())[cache.name]["split"]) == voted
+    assert not Segmenter.load(str(out / "best.pt"), "cpu").refine
+    assert Segmenter.load(str(out / "best.pt"), "cpu", refine=True).refine
+    config["data"]["refine"] = "no"
+    config_file.write_text(yaml.safe_dump(config))
+    assert main(["train", "--config", str(config_file), "--out", str(tmp_path / "bad")]) == 2
+    assert "data.refine must be true or false" in capsys.readouterr().err
+
+
 def test_init_starts_from_a_checkpoints_weights(cache, tmp_path, capsys):
     """train.init loads the weights (with lr 0 they stay as loaded); a different network is refused."""
     source = tmp_path / "source"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..refine import add_refine_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on every point of prepared rooms")
@@ -26,8 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass")
     parser.add_argument("--votes", type=int, default=1,
                         help="average this many turns of every block (as pcseg segment --votes; default 1)")
-    parser.add_argument("--no-refine", dest="refine", action="store_false",
-                        help="score the model's own labels, without the flat-patch voting of pcseg segment")
+    add_refine_arguments(parser)
     parser.add_argument("--out", default=None, help="write the metrics as JSON here")
     parser.set_defaults(func=run)
 
@@ -82,12 +83,13 @@ def run(args) -> int:
         if not rooms:
             raise PcsegError(f"{root}: no rooms in areas {', '.join(areas)}")
         plan.append((name, root, areas, rooms))
+    refine = meta["data"].get("refine", True) if args.refine is None else args.refine
     results = {}
     for name, root, areas, rooms in plan:
         result = evaluate_rooms(model, root, rooms, meta["data"], len(meta["class_names"]), device,
-                                batch_size=args.batch_size, votes=args.votes, refine=args.refine, progress=True)
+                                batch_size=args.batch_size, votes=args.votes, refine=refine, progress=True)
         split = (f"evaluation {name}: {', '.join(areas)} ({len(rooms)} rooms, every point, "
-                 f"{args.votes} vote{'s' if args.votes > 1 else ''}{', flat patches voted' if args.refine else ''})")
+                 f"{args.votes} vote{'s' if args.votes > 1 else ''}{', flat patches voted' if refine else ''})")
         print(format_table(result, meta["class_names"], split))
         results[name] = {"split": split, "root": str(root), **result}
     if args.out:

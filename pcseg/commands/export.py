@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..refine import add_refine_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="write a small inference-only copy of a checkpoint")
@@ -9,6 +11,8 @@ def register(subparsers) -> None:
     parser.add_argument("output", help="the .pt file to write")
     parser.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_refine_arguments(parser, on="run the model with flat-patch voting by default (default: as the "
+                                    "checkpoint says)", off="run the model without flat-patch voting by default")
     parser.set_defaults(func=run)
 
 
@@ -22,7 +26,7 @@ def run(args) -> int:
     if Path(args.output).suffix != ".pt":
         raise PcsegError(f"{args.output}: the output must be a .pt file")
     check_output_path(args.output, inputs=[args.checkpoint], overwrite=args.overwrite)
-    export_checkpoint(args.checkpoint, args.output, half=not args.fp32)
+    export_checkpoint(args.checkpoint, args.output, half=not args.fp32, refine=args.refine)
     before, after = Path(args.checkpoint).stat().st_size, Path(args.output).stat().st_size
     print(f"{args.checkpoint} ({before / 1e6:.1f} MB) -> {args.output} ({after / 1e6:.1f} MB, "
           f"{'float32' if args.fp32 else 'float16'} weights)")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..io.writers import OUTPUT_FORMATS
+from ..refine import add_refine_arguments
 from ..up_axis import add_up_argument
 
 
@@ -37,9 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--votes", type=int, default=1,
                         help="average this many turns of every block about the vertical (test-time "
                              "augmentation; costs as many times the time; default 1)")
-    parser.add_argument("--no-refine", dest="refine", action="store_false",
-                        help="keep the model's own label on every point (default: the points of each large "
-                             "flat patch, a wall, a floor, a table top, share the patch's label)")
+    add_refine_arguments(parser)
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)

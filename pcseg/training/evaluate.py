@@ -12,11 +12,11 @@ from ..refine import refine_probabilities
 
 
 def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classes: int,
-                   device="cpu", batch_size: int = 16, votes: int = 1, refine: bool = True,
+                   device="cpu", batch_size: int = 16, votes: int = 1, refine: bool | None = None,
                    progress: bool = False) -> dict:
     """Metrics over every point of ``entries`` (rooms of the cache at ``root``), each block
-    seen ``votes`` times (see :mod:`pcseg.infer`) and, with ``refine``, flat patches voted
-    (:mod:`pcseg.refine`), as ``pcseg segment`` does.
+    seen ``votes`` times (see :mod:`pcseg.infer`) and, with ``refine`` (default: the model's
+    ``data.refine``, else true), flat patches voted (:mod:`pcseg.refine`), as ``pcseg segment`` does.
 
     Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion``, ``points``, and per
     class ``support`` (labelled points) and ``rooms_with_class`` (entries holding at least one of them),
@@ -33,7 +33,7 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
                                       block_size=data["block_size"], stride=data["stride"],
                                       batch_size=batch_size, device=device, votes=votes, progress=progress,
                                       colours=data["colours"])
-        if refine:
+        if data.get("refine", True) if refine is None else refine:
             probs = refine_probabilities(xyz, probs)
         target = np.asarray(room.labels)
         room_cm = confusion_matrix(target, probs.argmax(1), num_classes)

@@ -83,12 +83,14 @@ def _weight_average(model: torch.nn.Module, decay) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
 
 
-def _uses_colours(data: dict) -> bool:
-    """``data.colours``: false trains (and makes inference run) without reading colours."""
-    colours = data.get("colours", True)
-    if not isinstance(colours, bool):
-        raise PcsegError(f"data.colours must be true or false, got {colours!r}")
-    return colours
+def _data_flag(data: dict, key: str) -> bool:
+    """A true/false ``data`` setting (default true): ``colours`` false trains (and makes inference
+    run) without reading colours; ``refine`` false validates, and makes inference run, without
+    the flat-patch voting of :mod:`pcseg.refine`."""
+    value = data.get(key, True)
+    if not isinstance(value, bool):
+        raise PcsegError(f"data.{key} must be true or false, got {value!r}")
+    return value
 
 
 def _training_set(config: dict, sources, seed: int, colours: bool):
@@ -141,7 +143,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
     torch.manual_seed(seed)
     device = _device(t.get("device", "auto"))
     data_info = {**{k: d[k] for k in ("feature_set", "num_points", "block_size", "stride")},
-                 "colours": _uses_colours(d)}
+                 "colours": _data_flag(d, "colours"), "refine": _data_flag(d, "refine")}
     dataset = _training_set(config, sources, seed, data_info["colours"])
     counts = np.sum([r["class_counts"] for s in sources if s.share > 0 for r in s.train], axis=0)
     model = build(config["model"]["name"], len(classes), FEATURE_SETS[d["feature_set"]],
