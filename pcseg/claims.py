@@ -51,10 +51,11 @@ def folder_leftovers(path: Path) -> list[Path]:
 
 
 class Claim:
-    """A held claim on ``path`` (see the module docstring)."""
+    """A held claim on ``path`` (see the module docstring); ``leftovers(path)`` lists the temporary
+    files written for it."""
 
-    def __init__(self, path: Path, fd: int, made: list[Path]):
-        self.path, self._fd, self._made = path, fd, made
+    def __init__(self, path: Path, fd: int, made: list[Path], leftovers: Callable[[Path], list[Path]]):
+        self.path, self._fd, self._made, self._leftovers = path, fd, made, leftovers
         self.scratch: list[Path] = []
 
     def add_scratch(self, folder: Path) -> None:
@@ -65,9 +66,12 @@ class Claim:
         os.fsync(self._fd)
 
     def release(self) -> None:
-        """Remove the claim file (its lock goes with the descriptor) and the folders made for it
-        that stayed empty."""
+        """Remove the temporary files still there for the path (the run's other processes', when it
+        failed), the claim file (its lock goes with the descriptor) and the folders made for it that
+        stayed empty."""
         _held.pop(self.path, None)
+        for file in self._leftovers(self.path):
+            file.unlink(missing_ok=True)
         claim_file(self.path).unlink(missing_ok=True)
         os.close(self._fd)
         for folder in reversed(self._made):
@@ -93,7 +97,7 @@ def claim(path: os.PathLike, leftovers: Callable[[Path], list[Path]] = output_le
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    held = _held[path] = Claim(path, fd, made)
+    held = _held[path] = Claim(path, fd, made, leftovers)
     _remove_leftovers(path, record, leftovers(path))
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)

@@ -131,9 +131,9 @@ def run(args) -> int:
     started = time.perf_counter()
     ranks = Ranks.start()  # under torchrun, each process segments its share of the inputs
     with ranks.stopping_together(), ExitStack() as stack:
+        plan, tiled, budget = claim_and_plan(args, ranks, stack)
         # several ranks: every output waits for every rank's success, then all are renamed in place
         outputs = stack.enter_context(deferred_renames()) if ranks.world > 1 else None
-        plan, tiled, budget = claim_and_plan(args, ranks, stack)
         segment_plan(args, ranks, plan, tiled, budget, outputs, started)
     return 0
 
