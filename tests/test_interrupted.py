@@ -2,11 +2,13 @@
 output and claim removed), and after kill -9 the next run on the output removes what is left, says
 so in one line, and writes what an uninterrupted run writes."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import plyfile
@@ -84,6 +86,21 @@ def wait_for(process, point, out, timeout=600):
     return False
 
 
+def descendants(pid):
+    """The pids of every process below ``pid``."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
 def nothing_left(folder, *keep):
     """Every file of ``folder`` is one of ``keep``: no scratch, temporary output or claim."""
     return sorted(p.name for p in folder.iterdir()) == sorted(keep)
@@ -149,10 +166,13 @@ def test_kill_9_of_a_two_rank_job_then_a_rerun(job, tmp_path, capsys, point):
     process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                                 "--master_port", "29561", "-m", "pcseg", "segment", str(room), "-o", str(out),
                                 *options(checkpoint)], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reached = wait_for(process, point, out)
-    os.killpg(process.pid, signal.SIGKILL)
+    for pid in [process.pid, *descendants(process.pid)]:  # torchrun and its ranks, as a job killed
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     process.wait()
+    time.sleep(0.5)  # the ranks' ends reach the kernel
     assert reached, f"the job ended before {point}"
     assert scratch_of(out)
     capsys.readouterr()
