@@ -185,7 +185,9 @@ def scratch_bytes(bounds, grids, count: int, classes: int) -> int:
 
 def output_bytes(reader: ChunkedCloud, keep_colors: bool) -> int:
     """Bytes of the labelled PLY of ``reader``'s points (its first point's row times the count)."""
-    chunk = next(reader.chunks(1))
+    chunks = reader.chunks(1)
+    chunk = next(chunks)
+    chunks.close()  # the file closed
     row = labelled_vertex(reader.properties(chunk), np.zeros(1, np.uint8), np.zeros(1, np.float32),
                           keep_colors and chunk.colors is not None)
     return len(ply_header(row.dtype, reader.count)) + row.dtype.itemsize * reader.count
@@ -250,9 +252,7 @@ def _scratch_folder(target: Path, scratch: Optional[Path], ranks: Ranks):
         yield Path(ranks.broadcast(None))
         return
     with claimed([target]) as (claim,):
-        base = target.parent if scratch is None else Path(scratch)
-        if not base.is_dir():
-            raise PcsegError(f"{base}: the scratch folder does not exist")
+        base = target.parent if scratch is None else check_scratch(scratch)
         folder = Path(os.path.abspath(base / f".pcseg_tiles_{target.name}.{os.getpid()}"))
         claim.add_scratch(folder)
         try:
@@ -264,6 +264,13 @@ def _scratch_folder(target: Path, scratch: Optional[Path], ranks: Ranks):
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_scratch(scratch: os.PathLike) -> Path:
+    """``scratch`` as a Path; PcsegError when it is not an existing folder."""
+    if not Path(scratch).is_dir():
+        raise PcsegError(f"{scratch}: the scratch folder does not exist")
+    return Path(scratch)
 
 
 def write_streaming_ply(target: Path, reader: ChunkedCloud, labels: np.ndarray, confidence: np.ndarray, *,

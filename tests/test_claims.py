@@ -80,6 +80,7 @@ def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
     deadline = time.time() + 300
     while not claims.claim_file(run).exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
+    assert first.poll() is None, first.stderr.read()
     assert main(["train", "--config", str(second_config), "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"pcseg: error: {run}: another pcseg run (pid {first.pid} on ")

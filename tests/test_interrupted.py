@@ -28,10 +28,20 @@ from pcseg.models import build
 BUDGET = str(tiled.BASE_BYTES + 1500 * tiled.TILE_BYTES_PER_POINT)
 
 
+#: The job, made once a session for every module that imports the fixture.
+_JOB = {}
+
+
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     """(room PLY of about 7,000 points, untrained PointNet checkpoint, the uninterrupted tiled run's rows)."""
-    folder = tmp_path_factory.mktemp("job")
+    if not _JOB:
+        _JOB["job"] = _make_job(tmp_path_factory.mktemp("job"))
+    return _JOB["job"]
+
+
+def _make_job(folder):
+    """The job of :func:`job`, its files in ``folder``."""
     cloud = generate_room(3, kind="office", density=60)
     room = folder / "room.ply"
     write_ply(room, cloud.xyz, cloud.rgb)

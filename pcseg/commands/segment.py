@@ -52,7 +52,7 @@ def register(subparsers) -> None:
                              "(default: half the machine's memory)")
     parser.add_argument("--scratch", default=None, metavar="DIR",
                         help="folder for the scratch files of clouds over --max-memory (default: the output's "
-                             "folder; about 60-300 bytes a point, removed at the end)")
+                             "folder; about 100-300 bytes a point, removed at the end)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     parser.set_defaults(func=run)
 
@@ -143,15 +143,14 @@ def claim_and_plan(args, ranks, stack):
     work; rank 0 claims every output (held until ``stack`` closes), which also checks their folders are
     writable. Each rank reads the headers of its share of the inputs only."""
     from ..claims import claimed
-    from ..errors import PcsegError
     from ..fileutil import check_output_path
-    from ..tiled import default_budget, parse_size, tiled_inputs
+    from ..tiled import check_scratch, default_budget, parse_size, tiled_inputs
 
     with ranks.all_or_none():
         plan = plan_outputs(args)
         budget = default_budget() if args.max_memory is None else parse_size(args.max_memory)
-        if args.scratch is not None and not Path(args.scratch).is_dir():
-            raise PcsegError(f"{args.scratch}: the scratch folder does not exist")
+        if args.scratch is not None:
+            check_scratch(args.scratch)
         if ranks.is_first:
             written = [p for row in plan for p in row[1:] if p is not None]
             stack.enter_context(claimed(written))
