@@ -74,17 +74,18 @@ def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
     first_config, second_config = tmp_path / "a.yaml", tmp_path / "b.yaml"
     first_config.write_text(yaml.safe_dump(tiny_config(cache)))
     second_config.write_text(yaml.safe_dump(tiny_config(cache, seed=7, lr=0.01)))
+    log = tmp_path / "first.log"
     first = subprocess.Popen([sys.executable, "-m", "pcseg", "train", "--config", str(first_config), "--out", str(run)],
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=log.open("w"))
     deadline = time.time() + 300
     while not claims.claim_file(run).exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    assert first.poll() is None, first.stderr.read()
+    assert first.poll() is None, log.read_text()
     assert main(["train", "--config", str(second_config), "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"pcseg: error: {run}: another pcseg run (pid {first.pid} on ")
-    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert first.wait(timeout=600) == 0, log.read_text()
     expected = yaml.safe_load(first_config.read_text())
     assert yaml.safe_load((run / "config.yaml").read_text()) == expected
     assert load_checkpoint(run / "last.pt")["config"] == expected
