@@ -2,11 +2,17 @@
 
 Each command module defines ``register(subparsers)``, which adds its parser and
 sets ``func`` to the function that runs it. User errors (:class:`PcsegError`)
-are printed as one line, ``pcseg: error: ...``, with exit status 2.
+are printed as one line, ``pcseg: error: ...``, with exit status 2 (an error another process
+of a torchrun job reports is not printed twice). Ctrl-C (status 130) and SIGTERM (status 143)
+unwind the command like an error, so its temporary files, scratch folders and output claims
+are removed (:mod:`pcseg.claims`).
 """
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
 
 from .errors import PcsegError
@@ -27,6 +33,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM (a BaseException, as KeyboardInterrupt, so that no
+    ``except Exception`` stops it)."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """While the block runs, SIGTERM raises :class:`Terminated` in this process (not in processes
+    forked from it), once: a second SIGTERM during the unwinding is ignored."""
+    pid = os.getpid()
+
+    def terminate(signum, frame):
+        if os.getpid() != pid:
+            os._exit(128 + signum)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pcseg`` script; returns the process exit status."""
     parser = build_parser()
@@ -35,13 +69,18 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args) or 0
+        with sigterm_unwinds():
+            return args.func(args) or 0
     except PcsegError as exc:
-        print(f"pcseg: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "reported_elsewhere", False):
+            print(f"pcseg: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pcseg: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("pcseg: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":

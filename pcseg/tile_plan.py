@@ -165,29 +165,37 @@ def _largest_tiles(bounds: Bounds, lo: np.ndarray, step: float, halo: float, max
     """(m, shape): the largest tiles of ``m`` steps of ``step`` metres a side from ``lo`` (2,) whose
     haloed squares hold at most ``max_points`` points, counted on the histogram cells they touch,
     and how many of them cover the cloud (nx, ny)."""
-    hist = bounds.histogram
-    table = np.zeros((hist.shape[0] + 1, hist.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = hist.cumsum(0).cumsum(1)
-    extent = bounds.lo + np.array(hist.shape) * CELL - lo  # every point lies below lo + extent
+    extent = bounds.lo + np.array(bounds.histogram.shape) * CELL - lo  # every point lies below lo + extent
 
     def tiling(m: int) -> tuple[int, int]:
         return tuple(int(n) for n in np.maximum(1, np.ceil(extent / (m * step))))
 
-    def largest_tile(m: int) -> int:
-        ranges = []
-        for axis, count in enumerate(tiling(m)):
-            edges = lo[axis] + np.arange(count + 1) * m * step - bounds.lo[axis]
-            first = np.clip(np.floor((edges[:-1] - halo) / CELL).astype(np.int64), 0, hist.shape[axis])
-            last = np.clip(np.ceil((edges[1:] + halo) / CELL).astype(np.int64), 0, hist.shape[axis])
-            ranges.append((first, last))
-        (a0, a1), (b0, b1) = ranges
-        a0, a1, b0, b1 = a0[:, None], a1[:, None], b0[None, :], b1[None, :]
-        return int((table[a1, b1] - table[a0, b1] - table[a1, b0] + table[a0, b0]).max())
-
     m = max(1, math.ceil(float(extent.max()) / step))
-    while m > 1 and largest_tile(m) > max_points:
+    while m > 1 and haloed_counts(bounds, lo, m * step, tiling(m), halo).max() > max_points:
         m = max(1, int(m / 1.25))
     return m, tiling(m)
+
+
+def haloed_counts(bounds: Bounds, lo: np.ndarray, side: float, shape: tuple[int, int], halo: float) -> np.ndarray:
+    """(nx, ny) points in the haloed square of each tile of side ``side`` metres from ``lo`` (2,), counted
+    on the histogram cells the square touches (an upper bound)."""
+    hist = bounds.histogram
+    table = np.zeros((hist.shape[0] + 1, hist.shape[1] + 1), dtype=np.int64)
+    table[1:, 1:] = hist.cumsum(0).cumsum(1)
+    ranges = []
+    for axis, count in enumerate(shape):
+        edges = lo[axis] + np.arange(count + 1) * side - bounds.lo[axis]
+        first = np.clip(np.floor((edges[:-1] - halo) / CELL).astype(np.int64), 0, hist.shape[axis])
+        last = np.clip(np.ceil((edges[1:] + halo) / CELL).astype(np.int64), 0, hist.shape[axis])
+        ranges.append((first, last))
+    (a0, a1), (b0, b1) = ranges
+    a0, a1, b0, b1 = a0[:, None], a1[:, None], b0[None, :], b1[None, :]
+    return table[a1, b1] - table[a0, b1] - table[a1, b0] + table[a0, b0]
+
+
+def tile_file_bytes(bounds: Bounds, grids: list[TileGrid]) -> int:
+    """Bytes of the scratch files :func:`split_into_tiles` writes for ``grids`` (at most)."""
+    return TILE_RECORD.itemsize * sum(int(haloed_counts(bounds, g.lo, g.side, g.shape, g.halo).sum()) for g in grids)
 
 
 def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid], up: str, folder: Path) -> None:

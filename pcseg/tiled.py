@@ -22,8 +22,9 @@ of labels and confidences. The scratch arrays are mapped only while a tile reads
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -33,14 +34,16 @@ from tqdm import tqdm
 
 from .classes import UNLABELLED
 from .errors import PcsegError
-from .fileutil import atomic_path, check_output_path
+from .claims import claimed
+from .fileutil import atomic_path, check_free_space, check_output_path, disk_errors
 from .io.chunked import ChunkedCloud, open_chunked
 from .io.labelled import confidence_of
 from .io.las import open_las
 from .io.ply import labelled_vertex, ply_header
 from .ranks import Ranks
 from .refine import refine_probabilities
-from .tile_plan import TILE_RECORD, halo_width, plan_tiles, plan_voting_tiles, scan_bounds, split_into_tiles, tile_path
+from .tile_plan import (TILE_RECORD, halo_width, plan_tiles, plan_voting_tiles, scan_bounds, split_into_tiles,
+                        tile_file_bytes, tile_path)
 
 #: Memory per point of a cloud segmented whole (read, voxels, probabilities, output rows), bytes.
 IN_MEMORY_BYTES_PER_POINT = 300
@@ -108,13 +111,19 @@ def tiled_inputs(plan, budget: int) -> set[Path]:
 
 
 def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_colors: bool = False,
-                  overwrite: bool = False, progress: bool = True, ranks: Ranks = Ranks()):
+                  overwrite: bool = False, progress: bool = True, ranks: Ranks = Ranks(),
+                  scratch: Optional[Path] = None):
     """Segment ``source`` (binary PLY, LAS or LAZ) tile by tile within ``budget`` bytes and write the
     labelled PLY ``target`` (as :func:`pcseg.io.write_labelled_ply` would, streaming, atomically),
     flat-patch voted when ``segmenter.refine``.
 
+    The scratch files go to a folder made in ``scratch`` (default: ``target``'s folder) and are
+    removed at the end, whatever the end; their size and the output's are checked against the free
+    space of their disks once the tiles are planned, before the model runs (:func:`scratch_bytes`).
+    ``target`` is claimed (:mod:`pcseg.claims`) unless this process holds its claim already.
+
     With several ``ranks`` every rank calls this: rank 0 reads, splits and writes, and the tiles are
-    shared between the ranks through a scratch folder beside ``target`` (on storage every rank sees).
+    shared between the ranks through the scratch folder (on storage every rank sees).
 
     Returns (labels (N,) uint8, 255 for non-finite points; confidence (N,) float32, 0 for them) on
     rank 0, None on the others.
@@ -122,20 +131,22 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
     from .infer import predict_probabilities
 
     target = check_output_path(target, inputs=[source], overwrite=overwrite)
-    reader = open_chunked(source)
-    with _scratch_folder(target, ranks) as folder:
-        shared = None
+    with _scratch_folder(target, scratch, ranks) as folder, disk_errors(folder):
+        shared = reader = None
         if ranks.is_first:
+            reader = open_chunked(source)
             bounds = scan_bounds(reader, segmenter.up)
             reader.set_color_peak(bounds.color_peak)
             halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size)
             grids = [plan_tiles(bounds, halo, max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT))]
             if segmenter.refine:
                 grids.append(plan_voting_tiles(bounds, max(1, (budget - BASE_BYTES) // VOTE_BYTES_PER_POINT)))
-                np.lib.format.open_memmap(folder / "probabilities.npy", "w+", np.float32,
-                                          (reader.count, len(segmenter.class_names)))
-            np.lib.format.open_memmap(folder / "labels.npy", "w+", np.uint8, (reader.count,))[:] = UNLABELLED
-            np.lib.format.open_memmap(folder / "confidence.npy", "w+", np.float32, (reader.count,))
+            check_free_space([(folder, scratch_bytes(bounds, grids, reader.count, len(segmenter.class_names))),
+                              (target.parent, output_bytes(reader, keep_colors))])
+            if segmenter.refine:
+                _scratch_array(folder / "probabilities.npy", np.float32, (reader.count, len(segmenter.class_names)))
+            _scratch_array(folder / "labels.npy", np.uint8, (reader.count,))[:] = UNLABELLED
+            _scratch_array(folder / "confidence.npy", np.float32, (reader.count,))
             split_into_tiles(reader, bounds, grids, segmenter.up, folder)
             shared = bounds, [len(grid) for grid in grids]
         bounds, tiles = ranks.broadcast(shared)
@@ -162,6 +173,37 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
         labels, confidence = np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
         write_streaming_ply(target, reader, labels, confidence, keep_colors=keep_colors)
         return labels, confidence
+
+
+def scratch_bytes(bounds, grids, count: int, classes: int) -> int:
+    """Bytes of scratch a tiled run of ``count`` points and ``classes`` classes writes at most: the
+    tiles' files (:func:`pcseg.tile_plan.tile_file_bytes`), then, with a voting grid, ``4 * classes``
+    bytes of probabilities a point, and five bytes of labels and confidences a point."""
+    probabilities = 4 * classes if len(grids) > 1 else 0
+    return tile_file_bytes(bounds, grids) + count * (probabilities + 5)
+
+
+def output_bytes(reader: ChunkedCloud, keep_colors: bool) -> int:
+    """Bytes of the labelled PLY of ``reader``'s points (its first point's row times the count)."""
+    chunks = reader.chunks(1)
+    chunk = next(chunks)
+    chunks.close()  # the file closed
+    row = labelled_vertex(reader.properties(chunk), np.zeros(1, np.uint8), np.zeros(1, np.float32),
+                          keep_colors and chunk.colors is not None)
+    return len(ply_header(row.dtype, reader.count)) + row.dtype.itemsize * reader.count
+
+
+def _scratch_array(path: Path, dtype, shape: tuple) -> np.memmap:
+    """A new scratch array of ``shape`` at ``path``, its disk space taken now: writing a mapped page a
+    full disk cannot hold would kill the process (SIGBUS) instead of raising."""
+    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
+    with open(path, "rb+") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems that cannot reserve
+                raise
+    return array
 
 
 def _own_tiles(folder: Path, grid: int, tiles: int, ranks: Ranks, desc: str, progress: bool):
@@ -201,16 +243,34 @@ def _read_rows(path: Path, index: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _scratch_folder(target: Path, ranks: Ranks):
-    """A scratch folder beside ``target``: made by rank 0, its path sent to every rank, removed by rank 0
-    when it leaves (after the others, which leave it once their tiles are done)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _scratch_folder(target: Path, scratch: Optional[Path], ranks: Ranks):
+    """A scratch folder ``.pcseg_tiles_<target name>.<pid>`` in ``scratch`` (default: beside ``target``),
+    made by rank 0 under its claim on ``target`` (which lists it, so a run finding the claim dead
+    removes it), its path sent to every rank, removed by rank 0 when it leaves, however it leaves
+    (after the others, which leave it once their tiles are done)."""
     if not ranks.is_first:
         yield Path(ranks.broadcast(None))
         return
-    with tempfile.TemporaryDirectory(prefix=".pcseg_tiles_", dir=target.parent) as scratch:
-        ranks.broadcast(scratch)
-        yield Path(scratch)
+    with claimed([target]) as (claim,):
+        base = target.parent if scratch is None else check_scratch(scratch)
+        folder = Path(os.path.abspath(base / f".pcseg_tiles_{target.name}.{os.getpid()}"))
+        claim.add_scratch(folder)
+        try:
+            with disk_errors(base):
+                if folder.exists():  # a dead run's of this pid, whose claim was lost
+                    shutil.rmtree(folder)
+                folder.mkdir()
+            ranks.broadcast(str(folder))
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_scratch(scratch: os.PathLike) -> Path:
+    """``scratch`` as a Path; PcsegError when it is not an existing folder."""
+    if not Path(scratch).is_dir():
+        raise PcsegError(f"{scratch}: the scratch folder does not exist")
+    return Path(scratch)
 
 
 def write_streaming_ply(target: Path, reader: ChunkedCloud, labels: np.ndarray, confidence: np.ndarray, *,

@@ -78,9 +78,47 @@ def test_an_error_on_one_rank_stops_both_before_writing(job, tmp_path):
     out = tmp_path / "out"
     result = torchrun([*scans, str(broken), "-o", str(out), "--model", checkpoint, "--device", "cpu"], 29542)
     assert result.returncode != 0
-    assert result.stderr.count("pcseg: error: ") == 2 and "broken.ply" in result.stderr
+    assert result.stderr.count("pcseg: error: ") == 1 and "broken.ply" in result.stderr  # rank 0's line
     assert "PcsegError" not in result.stderr                 # a one-line error (torchrun reports the exit)
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists()
+
+
+#: ``pcseg segment`` with the model of rank FAIL_RANK failing on its first scan, the other rank's
+#: taking ten minutes a scan unless stopped.
+LATE_FAILURE = """
+import os, sys, time
+from pcseg import segment
+from pcseg.cli import main
+from pcseg.errors import PcsegError
+
+def labels(self, cloud, progress=True):
+    if os.environ["RANK"] == os.environ["FAIL_RANK"]:
+        raise PcsegError(f"{cloud.path}: found bad late")
+    time.sleep(600)
+
+segment.Segmenter.labels = labels
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_late_error_on_one_rank_stops_every_rank_in_one_line(job, tmp_path, failing):
+    """The error reaches the user once, from rank 0; the other rank stops within seconds (not after its
+    ten-minute scan); no output, temporary file or claim is left; no process group traceback."""
+    scans, checkpoint = job
+    script = tmp_path / "late.py"
+    script.write_text(LATE_FAILURE)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FAIL_RANK": str(failing)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                             str(29544 + failing), str(script), "segment", *scans, "-o", str(out), "--model", checkpoint,
+                             "--device", "cpu"], env=env, capture_output=True, text=True, timeout=400)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("pcseg: ")]
+    assert len(errors) == 1 and errors[0].startswith("pcseg: error: ") and errors[0].endswith(": found bad late")
+    for noise in ("gloo", "Connection closed", "PcsegError", "DistBackendError"):
+        assert noise not in result.stderr
+    assert not out.exists()
 
 
 def test_two_ranks_share_the_tiles_of_one_large_scan(tmp_path):

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                         help="memory budget, e.g. 6G: larger clouds (binary PLY, LAS, LAZ) are read, segmented "
                              "and written in spatial tiles as PLY, with the labels of a whole-cloud run "
                              "(default: half the machine's memory)")
+    parser.add_argument("--scratch", default=None, metavar="DIR",
+                        help="folder for the scratch files of clouds over --max-memory (default: the output's "
+                             "folder; about 100-300 bytes a point, removed at the end)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     parser.set_defaults(func=run)
 
@@ -119,42 +122,92 @@ def read_reporting_warnings(path: Path):
 
 def run(args) -> int:
     import time
-    import warnings
+    from contextlib import ExitStack
 
-    from ..io import read_cloud, write_labelled, write_probabilities
-    from ..io.labelled import confidence_of
-    from ..io.writers import check_writable
+    from ..fileutil import deferred_renames
     from ..ranks import Ranks
-    from ..segment import Segmenter
-    from ..summary import class_summary
-    from ..tiled import default_budget, parse_size, segment_tiled, tiled_inputs
-    from ..up_axis import to_z_up
 
     started = time.perf_counter()
     ranks = Ranks.start()  # under torchrun, each process segments its share of the inputs
+    with ranks.stopping_together(), ExitStack() as stack:
+        plan, tiled, budget = claim_and_plan(args, ranks, stack)
+        # several ranks: every output waits for every rank's success, then all are renamed in place
+        outputs = stack.enter_context(deferred_renames()) if ranks.world > 1 else None
+        segment_plan(args, ranks, plan, tiled, budget, outputs, started)
+    return 0
+
+
+def claim_and_plan(args, ranks, stack):
+    """(plan rows, inputs over the budget, budget bytes), every path checked on every rank before any
+    work; rank 0 claims every output (held until ``stack`` closes), which also checks their folders are
+    writable. Each rank reads the headers of its share of the inputs only."""
+    from ..claims import claimed
+    from ..fileutil import check_output_path
+    from ..tiled import check_scratch, default_budget, parse_size, tiled_inputs
+
     with ranks.all_or_none():
         plan = plan_outputs(args)
         budget = default_budget() if args.max_memory is None else parse_size(args.max_memory)
-        tiled = tiled_inputs(plan, budget)  # larger than the budget: read, segmented and written in tiles
+        if args.scratch is not None:
+            check_scratch(args.scratch)
+        if ranks.is_first:
+            written = [p for row in plan for p in row[1:] if p is not None]
+            stack.enter_context(claimed(written))
+            for path in written:  # again, now that no other run can write it
+                check_output_path(path, overwrite=args.overwrite)
+        mine = [row for _, row in ranks.share(plan, [row[0].stat().st_size for row in plan])]
+        tiled_here = tiled_inputs(mine, budget)  # larger than the budget: read, segmented and written in tiles
+    return plan, set().union(*ranks.gather_all(tiled_here)), budget
+
+
+def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> None:
+    """Segment every row of ``plan`` this rank has a share of and print the reports (rank 0);
+    ``outputs``: the deferred renames of a run of several ranks, committed once every rank is done;
+    ``started``: the run's start (``time.perf_counter()``)."""
+    import time
+    import warnings
+
+    from ..fileutil import check_free_space
+    from ..io import read_cloud, write_labelled, write_probabilities
+    from ..io.labelled import confidence_of
+    from ..io.writers import check_writable, expected_size
+    from ..segment import Segmenter
+    from ..summary import class_summary
+    from ..tiled import segment_tiled
+    from ..up_axis import to_z_up
+
     segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
                                args.num_points, args.up, args.voxel_size, args.votes, args.refine)
     # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
     mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
-    whole = [i for i, row in enumerate(plan) if row[0] not in tiled]
-    mine += [(whole[k], row) for k, row in ranks.share([plan[i] for i in whole], [plan[i][0].stat().st_size for i in whole])]
+    mine += [(i, row) for i, row in ranks.share(plan, [row[0].stat().st_size for row in plan]) if row[0] not in tiled]
+    classes = len(segmenter.class_names)
+
+    def needs(row, cloud):
+        """(folder, bytes) of the files written for ``row``."""
+        _, target, _, probabilities = row
+        return [(target.parent, expected_size(target, cloud))] + (
+            [(probabilities.parent, 128 + 2 * classes * len(cloud))] if probabilities is not None else [])
+
     if len(plan) > 1:  # a bad file later in the list must fail before anything is written
         with ranks.all_or_none(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # reported when the file is segmented
-            for _, (source, target, _, _) in mine:
-                if source not in tiled:
-                    check_writable(target, read_cloud(source))
+            space = []
+            for _, row in mine:
+                if row[0] not in tiled:
+                    cloud = read_cloud(row[0])
+                    check_writable(row[1], cloud)
+                    space += needs(row, cloud)
+            check_free_space(space)
     reports = {}
-    for index, (source, target, picture, probabilities) in mine:
+    for index, row in mine:
+        source, target, picture, probabilities = row
         with ranks.report(reports, index):
             if source in tiled:  # read, segmented and written tile by tile (the time counts all three)
                 start = time.perf_counter()
                 result = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
-                                       overwrite=args.overwrite, progress=ranks.is_first, ranks=ranks)
+                                       overwrite=args.overwrite, progress=ranks.is_first, ranks=ranks,
+                                       scratch=args.scratch)
                 seconds = time.perf_counter() - start
                 if result is None:  # another rank's share of the tiles: rank 0 writes and reports
                     continue
@@ -162,6 +215,7 @@ def run(args) -> int:
             else:
                 cloud = read_reporting_warnings(source)
                 check_writable(target, cloud)
+                check_free_space(needs(row, cloud))
                 start = time.perf_counter()
                 labels, probs = segmenter.labels(cloud, progress=ranks.is_first)
                 seconds = time.perf_counter() - start
@@ -179,6 +233,8 @@ def run(args) -> int:
                 from ..viz.render import render_png
                 render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
                 print(f"picture: {picture}")
+    if outputs is not None:
+        ranks.barrier()  # every rank's outputs are written: none failed
+        outputs.commit()
     ranks.print_reports(reports, f"{len(plan)} scan{'s' if len(plan) > 1 else ''} segmented by {ranks.world} "
                                  f"processes in {time.perf_counter() - started:.1f} s")
-    return 0

@@ -1,4 +1,8 @@
-"""``pcseg train --config FILE_OR_NAME [--set key=value ...] --out RUN_DIR [--resume]``."""
+"""``pcseg train --config FILE_OR_NAME [--set key=value ...] --out RUN_DIR [--resume]``.
+
+The run folder is claimed (:mod:`pcseg.claims`) for the whole run, so a second run into it fails in
+one line; a run that fails before its first checkpoint leaves no folder behind.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,33 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import os
+    from pathlib import Path
+
+    from ..claims import claimed, folder_leftovers
+    from ..errors import PcsegError
+
+    out = Path(args.out)
+    first = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 claims the run folder
+    with claimed([out] if first else [], folder_leftovers):
+        new = not out.exists()
+        try:
+            return _train(args)
+        except PcsegError:
+            if first and new and not args.resume:
+                _remove_unstarted(out)
+            raise
+
+
+def _remove_unstarted(out) -> None:
+    """Remove the run folder ``out`` a failed run made, unless it holds a checkpoint to resume."""
+    import shutil
+
+    if out.is_dir() and not any(out.rglob("last.pt")):
+        shutil.rmtree(out)
+
+
+def _train(args) -> int:
     from pathlib import Path
 
     from ..checkpoint import load_checkpoint

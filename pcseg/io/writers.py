@@ -65,3 +65,20 @@ def write_labelled(path: os.PathLike, cloud: Cloud, labels: np.ndarray, confiden
     if fmt in ("las", "laz"):
         return write_labelled_las(path, cloud, labels, confidence, overwrite=overwrite)
     return write_label_file(path, cloud, labels, overwrite=overwrite)
+
+
+#: Compressed size of a LAZ point record against its LAS size (laszip typically reaches 1/5 to 1/10).
+LAZ_RATIO = 0.1
+
+
+def expected_size(path: os.PathLike, cloud: Cloud) -> int:
+    """Bytes the labelled output ``path`` of ``cloud`` takes, about (a LAZ output: its LAS size times
+    :data:`LAZ_RATIO`), for the free-space check done before the cloud is segmented."""
+    from .ply import labelled_vertex
+
+    fmt, n = output_format(path), len(cloud)
+    if fmt in ("npy", "txt"):
+        return 128 + n * (1 if fmt == "npy" else 4)
+    base = cloud.properties[:1] if cloud.properties is not None else np.zeros(1, [("x", "f8"), ("y", "f8"), ("z", "f8")])
+    row = labelled_vertex(base, np.zeros(1, np.int64), np.zeros(1, np.float32), False).dtype.itemsize
+    return int(4096 + n * row * (LAZ_RATIO if fmt == "laz" else 1))

@@ -13,7 +13,8 @@ from ..fileutil import atomic_path
 
 
 class RunDir:
-    """Paths and writers of one training run; refuses to reuse a run without ``resume``."""
+    """Paths and writers of one training run; refuses to reuse a run without ``resume``. The folder
+    is made by the first file written into it, once the run has started."""
 
     def __init__(self, path, resume: bool):
         self.path = Path(path)
@@ -21,7 +22,6 @@ class RunDir:
             raise PcsegError(f"{self.path}: nothing to resume (no last.pt)")
         if not resume and self.path.exists() and any(self.path.iterdir()):
             raise PcsegError(f"{self.path}: run directory is not empty (use --resume to continue it)")
-        self.path.mkdir(parents=True, exist_ok=True)
 
     @property
     def last(self) -> Path:
