@@ -1,6 +1,9 @@
 """The default model labels a real room the same at full scanner density and thinned as the
 S3DIS test dumps are (4096 points drawn per 1 m x 1 m column, with repeats where a column holds
-fewer): mIoU within 3 points. Needs the real full-density room of ../shared/realrooms."""
+fewer): mIoU over the room's labelled classes within 3 points. (The mean over every class
+found in the truth or the prediction is no measure of density here: a few dozen points called
+beam or board in this five-class hallway add a zero to it, and it swings by about 8 points with
+the thinning's seed alone.) Needs the real full-density room of ../shared/realrooms."""
 
 from pathlib import Path
 
@@ -42,8 +45,10 @@ def test_thinning_draws_per_column_with_repeats_where_sparse():
     assert set(np.unique(sparse)) == set(range(5000, 5100))
 
 
-def _miou(labels: np.ndarray, pred: np.ndarray) -> float:
-    return scores(confusion_matrix(labels, pred, len(S3DIS_CLASSES)))["mIoU"] * 100
+def _room_miou(labels: np.ndarray, pred: np.ndarray) -> float:
+    """Mean IoU over the classes ``labels`` hold, percent."""
+    iou = np.asarray(scores(confusion_matrix(labels, pred, len(S3DIS_CLASSES)))["IoU"])
+    return float(np.mean(iou[np.unique(labels[labels != 255])])) * 100
 
 
 @pytest.mark.slow
@@ -58,5 +63,5 @@ def test_default_model_labels_full_density_and_dump_thinning_alike():
     assert len(thin) < len(xyz) / 3  # the thinning is a real change of density
     full_pred, _ = segment(Cloud.from_arrays(xyz, rgb=rgb))
     thin_pred, _ = segment(Cloud.from_arrays(xyz[thin], rgb=rgb[thin]))
-    full, thinned = _miou(labels, full_pred), _miou(labels[thin], thin_pred)
-    assert abs(full - thinned) <= 3.0, f"mIoU {full:.1f} at full density, {thinned:.1f} thinned"
+    full_miou, thin_miou = _room_miou(labels, full_pred), _room_miou(labels[thin], thin_pred)
+    assert abs(full_miou - thin_miou) <= 3.0, f"mIoU {full_miou:.1f} at full density, {thin_miou:.1f} thinned"
