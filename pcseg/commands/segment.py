@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..io.writers import OUTPUT_FORMATS
+from ..units import add_units_argument
 from ..up_axis import add_up_argument
 
 
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)
+    add_units_argument(parser)
     parser.add_argument("--keep-colors", action="store_true",
                         help="keep the input colours in a PLY output (default: points take their class colour; "
                              "LAS outputs always keep them)")
@@ -118,6 +120,28 @@ def read_reporting_warnings(path: Path):
     return cloud
 
 
+def print_placement(placement) -> None:
+    """The lines saying what was assumed about a scan's up axis and unit, and a warning when it
+    does not look like an indoor scan."""
+    for note in placement.notes:
+        print(f"pcseg: note: {note}", file=sys.stderr)
+    if placement.warning:
+        print(f"pcseg: warning: {placement.warning}", file=sys.stderr)
+
+
+def tiled_segmenter(segmenter, args):
+    """``segmenter`` for clouds segmented in tiles: the up axis and unit are not looked for there,
+    so "auto" reads as z and metres; PcsegError for a unit other than metres."""
+    import dataclasses
+
+    from ..errors import PcsegError
+
+    if args.units not in ("auto", "m"):
+        raise PcsegError(f"--units {args.units}: clouds larger than --max-memory are segmented in tiles, in metres "
+                         f"only (convert the cloud, or raise --max-memory)")
+    return dataclasses.replace(segmenter, up="z" if args.up == "auto" else args.up, units="m")
+
+
 def run(args) -> int:
     import time
     import warnings
@@ -129,7 +153,7 @@ def run(args) -> int:
     from ..segment import Segmenter
     from ..summary import class_summary
     from ..tiled import default_budget, parse_size, segment_tiled, tiled_inputs
-    from ..up_axis import to_z_up
+    from ..placement import Placement
 
     started = time.perf_counter()
     ranks = Ranks.start()  # under torchrun, each process segments its share of the inputs
@@ -137,8 +161,10 @@ def run(args) -> int:
         plan = plan_outputs(args)
         budget = default_budget() if args.max_memory is None else parse_size(args.max_memory)
         tiled = tiled_inputs(plan, budget)  # larger than the budget: read, segmented and written in tiles
-    segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
-                               args.num_points, args.up, args.voxel_size, args.votes, args.refine)
+        segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size,
+                                   args.stride, args.num_points, args.up, args.voxel_size, args.votes, args.refine,
+                                   args.units)
+        in_tiles = tiled_segmenter(segmenter, args) if tiled else None
     # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
     mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
     whole = [i for i, row in enumerate(plan) if row[0] not in tiled]
@@ -153,8 +179,12 @@ def run(args) -> int:
     for index, (source, target, picture, probabilities) in mine:
         with ranks.report(reports, index):
             if source in tiled:  # read, segmented and written tile by tile (the time counts all three)
+                placement = Placement(in_tiles.up, in_tiles.units)
+                if args.up == "auto" and ranks.is_first:
+                    print(f"pcseg: note: {source}: segmented in tiles, where the up axis is not looked for; "
+                          f"assumed z (--up to set it)", file=sys.stderr)
                 start = time.perf_counter()
-                result = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
+                result = segment_tiled(in_tiles, source, target, budget, keep_colors=args.keep_colors,
                                        overwrite=args.overwrite, progress=ranks.is_first, ranks=ranks)
                 seconds = time.perf_counter() - start
                 if result is None:  # another rank's share of the tiles: rank 0 writes and reports
@@ -164,7 +194,9 @@ def run(args) -> int:
                 cloud = read_reporting_warnings(source)
                 check_writable(target, cloud)
                 start = time.perf_counter()
-                labels, probs = segmenter.labels(cloud, progress=ranks.is_first)
+                placement = segmenter.place(cloud, str(source))
+                print_placement(placement)
+                labels, probs = segmenter.labels(cloud, progress=ranks.is_first, placement=placement)
                 seconds = time.perf_counter() - start
                 confidence = confidence_of(probs)
                 write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
@@ -176,9 +208,11 @@ def run(args) -> int:
                 write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
                 print(f"probabilities: {probabilities}")
             print(class_summary(labels, segmenter.class_names, confidence))
+            if placement.warning:
+                print(f"warning: {placement.warning}")
             if picture is not None:
                 from ..viz.render import render_png
-                render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
+                render_png(picture, placement.model_xyz(cloud.xyz), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
                 print(f"picture: {picture}")
     ranks.print_reports(reports, f"{len(plan)} scan{'s' if len(plan) > 1 else ''} segmented by {ranks.world} "
                                  f"processes in {time.perf_counter() - started:.1f} s")
