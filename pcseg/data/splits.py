@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..errors import PcsegError
+
 S3DIS_AREAS = tuple(f"Area_{i}" for i in range(1, 7))
 
 
@@ -20,7 +22,14 @@ def six_fold_split(fold: int) -> tuple[list[str], list[str]]:
     return [a for a in S3DIS_AREAS if a != val], [val]
 
 
-def select_rooms(entries: Sequence[dict], areas: Sequence[str]) -> list[dict]:
-    """The index entries whose area is in ``areas``."""
+def select_rooms(entries: Sequence[dict], areas: Sequence[str], where: str = "") -> list[dict]:
+    """The index entries whose area is in ``areas``; with ``where`` (the cache and the setting, for
+    the message), PcsegError naming any area the entries do not hold (a misspelt area)."""
     wanted = set(areas)
+    if where:
+        held = sorted({e["area"] for e in entries})
+        unknown = sorted(wanted - set(held))
+        if unknown:
+            raise PcsegError(f"{where}: unknown area{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"(the cache holds {', '.join(held) or 'no rooms'})")
     return [e for e in entries if e["area"] in wanted]
