@@ -33,8 +33,6 @@ class SceneSample:
         normal: (n, 3) float64 unit PCA normals (sign arbitrary).
         planar: (n,) bool, neighbourhood flat (walls, floors, table tops).
         low, high: (3,) float64 robust bounds (0.5 and 99.5 percentiles) of the cloud per axis.
-        spacing: median distance (cloud units) from a point to its nearest neighbour in the whole
-            cloud, estimated on a random subset of at most 200,000 points.
     """
 
     xyz: np.ndarray
@@ -42,7 +40,6 @@ class SceneSample:
     planar: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    spacing: float
 
     @property
     def extent(self) -> np.ndarray:
@@ -54,7 +51,7 @@ def scene_sample(xyz: np.ndarray, valid: np.ndarray | None = None, seed: int = 0
     """The :class:`SceneSample` of (N, 3) coordinates (finite rows where ``valid`` is None).
 
     Needs at least :data:`NEIGHBOURS` + 1 distinct finite points; fewer give a sample with no
-    planar point and spacing 0 (callers treat it as "cannot tell").
+    planar point (callers treat it as "cannot tell").
     """
     rng = np.random.default_rng(seed)
     points = np.asarray(xyz, dtype=np.float64)
@@ -64,29 +61,19 @@ def scene_sample(xyz: np.ndarray, valid: np.ndarray | None = None, seed: int = 0
         points = points[rng.choice(len(points), 1_000_000, replace=False)]
     if len(points) == 0:
         empty = np.zeros((0, 3))
-        return SceneSample(empty, empty, np.zeros(0, bool), np.zeros(3), np.zeros(3), 0.0)
+        return SceneSample(empty, empty, np.zeros(0, bool), np.zeros(3), np.zeros(3))
     low, high = np.percentile(points, [0.5, 99.5], axis=0)
-    spacing = _spacing(points, rng)
     voxel = max(float((high - low).max()) / VOXELS_PER_EXTENT, 1e-12)
-    _, first = np.unique(np.floor((points - low) / voxel).astype(np.int64), axis=0, return_index=True)
+    side = VOXELS_PER_EXTENT + 3  # voxel indices clipped to -1 .. VOXELS_PER_EXTENT + 1 per axis
+    cells = np.clip(np.floor((points - low) / voxel), -1, side - 2).astype(np.int64) + 1
+    _, first = np.unique((cells[:, 0] * side + cells[:, 1]) * side + cells[:, 2], return_index=True)
     sample = points[first]
     if len(sample) > SAMPLE_POINTS:
         sample = sample[rng.choice(len(sample), SAMPLE_POINTS, replace=False)]
     if len(sample) <= NEIGHBOURS:
-        return SceneSample(sample, np.zeros_like(sample), np.zeros(len(sample), bool), low, high, spacing)
+        return SceneSample(sample, np.zeros_like(sample), np.zeros(len(sample), bool), low, high)
     _, neighbours = cKDTree(sample).query(sample, k=NEIGHBOURS)
     centred = sample[neighbours] - sample[neighbours].mean(axis=1, keepdims=True)
     values, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", centred, centred))
     total = np.maximum(values.sum(axis=1), 1e-300)
-    return SceneSample(sample, vectors[:, :, 0], values[:, 0] / total < PLANAR_SHARE, low, high, spacing)
-
-
-def _spacing(points: np.ndarray, rng: np.random.Generator) -> float:
-    """Median nearest-neighbour distance of ``points`` (n, 3), corrected for subsampling as on a surface."""
-    subset = points if len(points) <= 200_000 else points[rng.choice(len(points), 200_000, replace=False)]
-    queries = subset[rng.choice(len(subset), min(len(subset), 2000), replace=False)]
-    distances, _ = cKDTree(subset).query(queries, k=2)
-    nonzero = distances[:, 1][distances[:, 1] > 0]
-    if len(nonzero) == 0:
-        return 0.0
-    return float(np.median(nonzero) * np.sqrt(len(subset) / len(points)))
+    return SceneSample(sample, vectors[:, :, 0], values[:, 0] / total < PLANAR_SHARE, low, high)
