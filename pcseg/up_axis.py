@@ -39,9 +39,11 @@ ROTATIONS = {
 #: ``--up`` values: an axis, or ``auto`` (found from the cloud).
 UP_CHOICES = ("auto", *ROTATIONS)
 #: Floor-and-ceiling score of the chosen axis over the next axis's, at least, to leave z.
-AXIS_MARGIN = 1.3
-#: Share of the sample by which table tops and clutter must sit below the middle to leave +z.
+AXIS_MARGIN = 1.15
+#: Share of the sample by which table tops and clutter must sit below the middle to leave +z,
+#: and, for a file's z read upside down (-z, far rarer than y up), at least.
 SIGN_MARGIN = 0.04
+UPSIDE_DOWN_MARGIN = 0.12
 #: Share of the bottom and top of the extent that counts as floor and ceiling level.
 END_SHARE = 0.1
 #: |normal component| above which a flat point is perpendicular to an axis.
@@ -87,7 +89,8 @@ def detect_up(sample: SceneSample) -> tuple[str, bool]:
         axis_clear = scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12)
     imbalance = _clutter_imbalance(sample, best)
     name = ("" if imbalance >= 0 else "-") + "xyz"[best]
-    return name, bool(axis_clear and abs(imbalance) >= SIGN_MARGIN)
+    margin = UPSIDE_DOWN_MARGIN if name == "-z" else SIGN_MARGIN
+    return name, bool(axis_clear and abs(imbalance) >= margin)
 
 
 def _heights(sample: SceneSample, axis: int) -> np.ndarray:
