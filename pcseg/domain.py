@@ -1,9 +1,10 @@
 """Does a scan look like what the models know (an indoor room or building)?
 
 :func:`out_of_domain_reason` reads a :class:`pcseg.scene_stats.SceneSample` with the cloud's up
-axis and metres per unit (nothing is turned or scaled for it). Two signs that the labels will mean nothing: a horizontal side far beyond a building
-(:data:`BUILDING_SIDE`: airborne and outdoor mobile scans), or no flat surface facing up at all
-(no floor, ceiling or table: an object scan, a terrain of scattered points).
+axis and metres per unit (nothing is turned or scaled for it). Two signs that the labels will
+mean nothing: a horizontal side far beyond a building (:data:`BUILDING_SIDE`: airborne and
+outdoor scans), or no flat surface facing up at all (no floor, ceiling or table: an object
+seen from the side, a close-up).
 """
 
 from __future__ import annotations

@@ -141,3 +141,15 @@ def test_indoor_rooms_are_not_flagged(real_rooms):
     for name in ROOMS:
         xyz, rgb = room_points(real_rooms, name)
         assert place(Cloud.from_arrays(xyz, rgb=rgb)).warning is None
+
+
+def test_units_other_than_metres_are_refused_in_tiles(real_rooms, checkpoint, tmp_path, capsys):
+    """Clouds over --max-memory are not looked at: a unit other than metres is a one-line error, nothing written."""
+    xyz, rgb = room_points(real_rooms, ROOMS[0])
+    path = write_ply(tmp_path / "scaled.ply", xyz * 1000, rgb)
+    out = tmp_path / "out.ply"
+    assert main(["segment", str(path), "-o", str(out), "--model", checkpoint, "--units", "mm",
+                 "--max-memory", "1K"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--units mm" in err[0] and "tiles" in err[0]
+    assert not out.exists()

@@ -149,11 +149,11 @@ def run(args) -> int:
     from ..io import read_cloud, write_labelled, write_probabilities
     from ..io.labelled import confidence_of
     from ..io.writers import check_writable
+    from ..placement import Placement
     from ..ranks import Ranks
     from ..segment import Segmenter
     from ..summary import class_summary
     from ..tiled import default_budget, parse_size, segment_tiled, tiled_inputs
-    from ..placement import Placement
 
     started = time.perf_counter()
     ranks = Ranks.start()  # under torchrun, each process segments its share of the inputs
@@ -161,10 +161,9 @@ def run(args) -> int:
         plan = plan_outputs(args)
         budget = default_budget() if args.max_memory is None else parse_size(args.max_memory)
         tiled = tiled_inputs(plan, budget)  # larger than the budget: read, segmented and written in tiles
-        segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size,
-                                   args.stride, args.num_points, args.up, args.voxel_size, args.votes, args.refine,
-                                   args.units)
-        in_tiles = tiled_segmenter(segmenter, args) if tiled else None
+    segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
+                               args.num_points, args.up, args.voxel_size, args.votes, args.refine, args.units)
+    in_tiles = tiled_segmenter(segmenter, args) if tiled else None  # the same on every rank
     # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
     mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
     whole = [i for i, row in enumerate(plan) if row[0] not in tiled]

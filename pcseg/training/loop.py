@@ -61,27 +61,28 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _init_weights(model: torch.nn.Module, source: str, classes: list[str], data_info: dict) -> None:
+def _init_weights(model: torch.nn.Module, source: str, classes: list[str], data_info: dict,
+                  warn: bool = True) -> None:
     """Load the weights of checkpoint ``source`` (a path, run folder or bundled model name).
 
     The checkpoint must hold the same network (``model_config``) for the same classes;
     fine-tuning starts from it with a fresh optimiser and schedule. A feature set or colour use
-    other than the checkpoint's is allowed (the weights fit) but warned about in one line.
+    other than the checkpoint's is allowed (the weights fit) but, with ``warn``, said in one line.
     """
     path = resolve_model(source)
     ckpt = load_checkpoint(path)
-    theirs = {k: ckpt.get("data", {}).get(k) for k in ("feature_set", "colours")}
-    ours = {k: data_info[k] for k in theirs}
-    if theirs != ours:
-        print(f"pcseg: warning: train.init {path} was trained with feature_set {theirs['feature_set']}, colours "
-              f"{theirs['colours']}; this config trains with feature_set {ours['feature_set']}, colours "
-              f"{ours['colours']} (set data.feature_set / data.colours to keep the starting model's)",
-              file=sys.stderr)
     if ckpt["class_names"] != classes:
         raise PcsegError(f"train.init {path}: its classes {ckpt['class_names']} differ from the data's {classes}")
     if ckpt["model_config"] != model.config:
         raise PcsegError(f"train.init {path}: its network {ckpt['model_config']} differs from the config's "
                          f"{model.config}")
+    theirs = {k: ckpt.get("data", {}).get(k) for k in ("feature_set", "colours")}
+    ours = {k: data_info[k] for k in theirs}
+    if theirs != ours and warn:
+        print(f"pcseg: warning: train.init {path} was trained with feature_set {theirs['feature_set']}, colours "
+              f"{theirs['colours']}; this config trains with feature_set {ours['feature_set']}, colours "
+              f"{ours['colours']} (set data.feature_set / data.colours to keep the starting model's)",
+              file=sys.stderr)
     model.load_state_dict(float_state(ckpt))
 
 
@@ -133,7 +134,8 @@ def _validate(model, sources, selected, data_info: dict, classes, device, batch:
                                          f"epoch {epoch}"))
         if source is selected:
             record["val"] = summary
-            plot_confusion(val["confusion"], classes, run.path / "confusion.png", f"validation {source.name}, epoch {epoch}")
+            plot_confusion(val["confusion"], classes, run.path / "confusion.png",
+                           f"validation {source.name}, epoch {epoch}")
     if len(sources) == 1:
         record.pop("val_sources", None)
     return record
@@ -152,9 +154,11 @@ def _start_summary(config: dict, sources, model, device, world: int) -> str:
              f"on {device}{f' x {world} processes' if world > 1 else ''}: feature_set {d['feature_set']}, "
              f"colours {_uses_colours(d)}, {t['epochs']} epochs, initial weights {t.get('init') or 'random'}"]
     for source in sources:
-        lines.append(f"  data {source.name} ({source.root}): {len(source.train)} training rooms"
-                     f"{f' (share {source.share:g})' if len(sources) > 1 else ''}, {len(source.val)} validation rooms"
-                     f"{' (' + ', '.join(source.areas_val) + ')' if source.areas_val else ' (none: best.pt is the lowest training loss)'}")
+        share = f" (share {source.share:g})" if len(sources) > 1 else ""
+        areas = (f"({', '.join(source.areas_val)})" if source.areas_val
+                 else "(none: best.pt is the lowest training loss)")
+        lines.append(f"  data {source.name} ({source.root}): {len(source.train)} training rooms{share}, "
+                     f"{len(source.val)} validation rooms {areas}")
     return "\n".join(lines)
 
 
@@ -199,7 +203,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         _set_rng_state(ckpt["rng"])
     else:
         if t.get("init"):
-            _init_weights(model, t["init"], classes, data_info)
+            _init_weights(model, t["init"], classes, data_info, warn=rank == 0)
         if rank == 0:
             run.write_config(_resolved_config(config, data_info))
     if rank == 0:

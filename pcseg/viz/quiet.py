@@ -23,7 +23,8 @@ def quiet_renderer():
     previous_runtime = os.environ.get("XDG_RUNTIME_DIR")
     with tempfile.TemporaryDirectory(prefix="pcseg-runtime-") as runtime, tempfile.TemporaryFile() as held:
         os.chmod(runtime, 0o700)
-        os.environ["XDG_RUNTIME_DIR"] = previous_runtime if previous_runtime and os.path.isdir(previous_runtime) else runtime
+        usable = previous_runtime and os.path.isdir(previous_runtime)
+        os.environ["XDG_RUNTIME_DIR"] = previous_runtime if usable else runtime
         level = o3d.utility.get_verbosity_level()
         o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
         sys.stdout.flush()
