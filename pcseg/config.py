@@ -11,6 +11,10 @@ import yaml
 from .errors import PcsegError
 
 BUNDLED = Path(__file__).parent / "configs"
+#: Data settings a config may leave out, with their defaults: ``--set`` may still set them, and a
+#: run's ``config.yaml`` spells them out.
+DATA_DEFAULTS = {"colours": True, "refine": True, "balance_classes": False, "sampling": "random", "samples_per_epoch": None,
+                 "workers": 0}
 
 
 def bundled_configs() -> list[str]:
@@ -47,7 +51,7 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             if not isinstance(node.get(part), dict):
                 raise PcsegError(f"override {item!r}: no section {part!r} in the config")
             node = node[part]
-        if parts[-1] not in node:
+        if parts[-1] not in node and not (parts[:-1] == ["data"] and parts[-1] in DATA_DEFAULTS):
             raise PcsegError(f"override {item!r}: unknown key {key!r}")
         try:
             node[parts[-1]] = yaml.safe_load(raw)

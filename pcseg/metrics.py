@@ -66,3 +66,16 @@ def average_precision(target: np.ndarray, probs: np.ndarray, ignore_index: int =
         precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
         out.append(float(precision_at[hits].mean()))
     return out
+
+
+def finite_json(value):
+    """``value`` (nested dicts, lists, numbers) with every NaN or infinity as None, so that
+    ``json.dumps`` writes ``null`` (standard JSON) where a score is undefined."""
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+

@@ -10,12 +10,15 @@ colours are segmented with the constant grey of :data:`pcseg.data.features.MISSI
 when the model's feature set has colour channels. By default the model runs on one point
 per 2 cm voxel (``voxel_size``) and the points of a voxel share its label; then the points of
 each large flat patch (a wall, a floor, a table top) share the patch's mean probabilities
-(:mod:`pcseg.refine`; ``refine=False`` keeps the model's own).
+(:mod:`pcseg.refine`; ``refine=False`` keeps the model's own). The cloud's up axis and unit are
+found from the cloud unless given (``up``, ``units``; :mod:`pcseg.placement`); :func:`segment`
+warns with what it assumed and when the cloud does not look like an indoor scan.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,8 +31,10 @@ from .classes import UNLABELLED
 from .errors import PcsegError
 from .infer import predict_probabilities
 from .io import Cloud, read_cloud
+from .placement import Placement, place
 from .refine import refine_probabilities
-from .up_axis import check_up, to_z_up
+from .units import check_units
+from .up_axis import check_up
 
 #: Side (metres) of the voxels whose points share one model prediction (0: every point).
 DEFAULT_VOXEL_SIZE = 0.02
@@ -61,7 +66,8 @@ class Segmenter:
     ``batch_size`` the full samples' worth of points per forward pass (memory grows linearly with it);
     ``voxel_size`` (metres) groups points that share a prediction, 0 runs every point;
     ``votes`` is the number of turns of every block averaged (see :mod:`pcseg.infer`);
-    ``refine`` votes the probabilities over flat patches (see :mod:`pcseg.refine`).
+    ``refine`` votes the probabilities over flat patches (see :mod:`pcseg.refine`);
+    ``up`` and ``units`` are the clouds' up axis and unit, or "auto" (see :mod:`pcseg.placement`).
     """
 
     model: torch.nn.Module
@@ -72,25 +78,28 @@ class Segmenter:
     stride: float
     device: str
     batch_size: int = 16
-    up: str = "z"
+    up: str = "auto"
     voxel_size: float = DEFAULT_VOXEL_SIZE
     votes: int = 1
     colours: bool = True
     refine: bool = True
+    units: str = "auto"
 
     @classmethod
     def load(cls, model: Optional[str] = None, device: str = "auto", batch_size: int = 16,
              block_size: Optional[float] = None, stride: Optional[float] = None,
-             num_points: Optional[int] = None, up: str = "z",
-             voxel_size: Optional[float] = None, votes: int = 1, refine: Optional[bool] = None) -> "Segmenter":
+             num_points: Optional[int] = None, up: str = "auto",
+             voxel_size: Optional[float] = None, votes: int = 1, refine: Optional[bool] = None,
+             units: str = "auto") -> "Segmenter":
         """Load a bundled model name or a checkpoint path; PcsegError for bad settings.
 
+        ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`; the models expect z) and
+        ``units`` its unit (m, cm, mm; the models expect metres); "auto" finds them per cloud.
         ``refine`` None takes the checkpoint's ``data.refine`` (true where it says nothing).
-
-        ``up`` names the cloud's up axis (see :mod:`pcseg.up_axis`); the models expect z.
         """
         device = resolve_device(device)
-        check_up(up)
+        check_up(up, allow_auto=True)
+        check_units(units)
         net, meta = load_model(resolve_model(model), device)
         data = meta["data"]
         block = data["block_size"] if block_size is None else block_size
@@ -111,11 +120,18 @@ class Segmenter:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
                    float(stride), device, int(batch_size), up, float(voxel_size), int(votes),
-                   data["colours"], bool(data.get("refine", True) if refine is None else refine))
+                   data["colours"], bool(data.get("refine", True) if refine is None else refine), units)
 
-    def probabilities(self, cloud: Cloud, progress: bool = True) -> np.ndarray:
-        """(N, K) float32 voted (and refined) class probabilities (zeros for non-finite points)."""
-        xyz = to_z_up(cloud.xyz, self.up)
+    def place(self, cloud: Cloud, name: str = "cloud") -> Placement:
+        """The cloud's up axis and unit for this segmenter's settings (see :func:`pcseg.placement.place`)."""
+        return place(cloud, self.up, self.units, name)
+
+    def probabilities(self, cloud: Cloud, progress: bool = True,
+                      placement: Optional[Placement] = None) -> np.ndarray:
+        """(N, K) float32 voted (and refined) class probabilities (zeros for non-finite points);
+        ``placement`` defaults to :meth:`place`'s."""
+        placement = self.place(cloud) if placement is None else placement
+        xyz = placement.model_xyz(cloud.xyz)
         probs = predict_probabilities(self.model, xyz, cloud.rgb, feature_set=self.feature_set,
                                       num_points=self.num_points, block_size=self.block_size,
                                       stride=self.stride, batch_size=self.batch_size, device=self.device,
@@ -123,9 +139,10 @@ class Segmenter:
                                       progress=progress, colours=self.colours)
         return refine_probabilities(xyz, probs, cloud.valid) if self.refine else probs
 
-    def labels(self, cloud: Cloud, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def labels(self, cloud: Cloud, progress: bool = True,
+               placement: Optional[Placement] = None) -> tuple[np.ndarray, np.ndarray]:
         """(labels (N,) int64 with 255 for non-finite points, probabilities (N, K) float32)."""
-        probs = self.probabilities(cloud, progress)
+        probs = self.probabilities(cloud, progress, placement)
         labels = np.where(cloud.valid, probs.argmax(axis=1), UNLABELLED).astype(np.int64)
         return labels, probs
 
@@ -138,10 +155,15 @@ def segment(cloud: Cloud | str | os.PathLike, model: Optional[str] = None, devic
         model: a bundled model name or a checkpoint path (default: the bundled default).
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         options: ``batch_size``, ``block_size``, ``stride``, ``num_points``, ``voxel_size``, ``votes``,
-            ``refine`` overrides and ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture).
-    Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32).
+            ``refine`` overrides, ``up`` (the cloud's up axis, e.g. "-y" for a camera-frame RGB-D capture;
+            default "auto") and ``units`` ("m", "cm", "mm"; default "auto").
+    Returns (labels (N,) int64, 255 for non-finite points; probabilities (N, K) float32). What was
+    assumed about the up axis and unit, and a cloud that does not look indoor, are told as warnings.
     """
     segmenter = Segmenter.load(model, device, **options)
     if not isinstance(cloud, Cloud):
         cloud = read_cloud(cloud)
-    return segmenter.labels(cloud, progress)
+    placement = segmenter.place(cloud, str(cloud.path) if cloud.path is not None else "cloud")
+    for line in placement.notes + ([placement.warning] if placement.warning else []):
+        warnings.warn(line, stacklevel=2)
+    return segmenter.labels(cloud, progress, placement)

@@ -8,6 +8,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_SCANS = PROJECT_ROOT.parent / "shared" / "real"
+REAL_ROOMS = PROJECT_ROOT.parent / "shared" / "realrooms"
 
 # Tests run on two cores shared with other work: keep kernels single-threaded
 # unless a test asks otherwise.
@@ -20,6 +21,14 @@ def real_scans() -> Path:
     if not REAL_SCANS.is_dir():
         pytest.skip(f"real scans not found at {REAL_SCANS}")
     return REAL_SCANS
+
+
+@pytest.fixture
+def real_rooms() -> Path:
+    """Folder of real labelled rooms (``../shared/realrooms``); skips the test when it is absent."""
+    if not REAL_ROOMS.is_dir():
+        pytest.skip(f"real labelled rooms not found at {REAL_ROOMS}")
+    return REAL_ROOMS
 
 
 @pytest.fixture

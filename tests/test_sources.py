@@ -82,7 +82,7 @@ def test_sources_are_checked(caches, tmp_path):
         selection_source({**data, "select_on": "nope"}, sources)
     bad = [({"name": "gen", "root": str(gen), "areas_train": ["Area_1"], "sharee": 1}, "known keys"),
            ({"name": "gen", "root": str(gen), "areas_train": ["Area_1"], "share": -1}, "share must be"),
-           ({"name": "gen", "root": str(gen), "areas_train": ["Area_9"]}, "no rooms in the training areas"),
+           ({"name": "gen", "root": str(gen), "areas_train": ["Area_9"]}, "unknown area Area_9"),
            ({"name": "gen", "root": str(gen), "areas_train": ["Area_1"], "colours": "no"}, "colours must be")]
     for spec, message in bad:
         with pytest.raises(PcsegError, match=message):

@@ -12,7 +12,7 @@ from pcseg.errors import PcsegError
 from pcseg.training.stages import stage_configs, train_stages
 
 TINY = ["data.num_points=128", "data.samples_per_epoch=16", "data.workers=0", "data.stride=1.0",
-        "train.batch_size=8", "train.epochs=1", "train.val_every=5"]
+        "train.batch_size=8", "train.epochs=1", "train.val_every=5", "data.areas_val=[]"]
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,8 @@ def test_init_starts_from_a_checkpoints_weights(cache, tmp_path, capsys):
     for (name, a), b in zip(before.named_parameters(), after.parameters()):
         assert torch.equal(a, b), name
     other = apply_overrides(load_config("acnn_synthetic"), [f"data.root={cache}", "data.num_points=256",
-                                                             "data.workers=0", f"train.init={source}"])
+                                                             "data.areas_train=[Area_1]", "data.workers=0",
+                                                             f"train.init={source}"])
     assert main(["train", "--config", _write(tmp_path / "c.yaml", other), "--out", str(tmp_path / "x")]) == 2
     assert "differs" in capsys.readouterr().err
     config["data"]["colours"] = "no"

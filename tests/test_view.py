@@ -83,3 +83,33 @@ def test_view_errors(labelled, rng, monkeypatch, capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("pcseg: error:") and message in err and err.count("\n") == 1
     assert not (labelled / "x.png").exists() and not (labelled / "x.jpg").exists()
+
+
+def test_render_prints_nothing_from_the_renderer(labelled):
+    """A headless render says only pcseg's own lines: no XDG_RUNTIME_DIR, GLFW or Open3D chatter."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "XDG_RUNTIME_DIR")}
+    env["PYTHONPATH"] = str(root)
+    out = labelled / "quiet.png"
+    done = subprocess.run([sys.executable, "-m", "pcseg", "view", str(labelled / "pred.ply"), "--render", str(out)],
+                          capture_output=True, text=True, env=env, cwd=root)
+    assert done.returncode == 0 and out.is_file()
+    assert done.stderr == ""
+    assert not any(word in done.stdout for word in ("XDG_RUNTIME_DIR", "GLFW", "Open3D", "EGL"))
+    assert f"picture: {out}" in done.stdout
+
+
+def test_gt_of_other_points_is_refused(labelled, rng, capsys):
+    """Two clouds with the same number of points but different coordinates: one-line error, exit 2."""
+    xyz = rng.uniform(0, 3, (4500, 3))
+    write_ply(labelled / "other.ply", xyz, labels=np.ones(4500, int))
+    out = labelled / "v.png"
+    assert main(["view", str(labelled / "pred.ply"), "--gt", str(labelled / "other.ply"), "--render", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not the same points" in err[0] and "other.ply" in err[0]
+    assert not out.exists()

@@ -66,6 +66,7 @@ def run(args) -> int:
     from ..data.rooms import load_index
     from ..data.splits import select_rooms
     from ..errors import PcsegError
+    from ..metrics import finite_json
     from ..fileutil import atomic_path
     from ..training.evaluate import evaluate_rooms, format_table
 
@@ -79,7 +80,7 @@ def run(args) -> int:
         index = load_index(root)
         if index["classes"] != list(meta["class_names"]):
             raise PcsegError(f"{root}: its classes differ from the checkpoint's")
-        rooms = select_rooms(index["rooms"], areas)
+        rooms = select_rooms(index["rooms"], areas, f"{root}: areas")
         if not rooms:
             raise PcsegError(f"{root}: no rooms in areas {', '.join(areas)}")
         plan.append((name, root, areas, rooms))
@@ -94,5 +95,5 @@ def run(args) -> int:
         results[name] = {"split": split, "root": str(root), **result}
     if args.out:
         with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(results, indent=1))
+            tmp.write_text(json.dumps(finite_json(results), indent=1, allow_nan=False))
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..io.writers import OUTPUT_FORMATS
 from ..refine import add_refine_arguments
+from ..units import add_units_argument
 from ..up_axis import add_up_argument
 
 
@@ -42,6 +43,7 @@ def register(subparsers) -> None:
     parser.add_argument("--render", default=None, metavar="PNG",
                         help="also write a picture (a folder when there are several inputs)")
     add_up_argument(parser)
+    add_units_argument(parser)
     parser.add_argument("--keep-colors", action="store_true",
                         help="keep the input colours in a PLY output (default: points take their class colour; "
                              "LAS outputs always keep them)")
@@ -120,6 +122,28 @@ def read_reporting_warnings(path: Path):
     return cloud
 
 
+def print_placement(placement) -> None:
+    """The lines saying what was assumed about a scan's up axis and unit, and a warning when it
+    does not look like an indoor scan."""
+    for note in placement.notes:
+        print(f"pcseg: note: {note}", file=sys.stderr)
+    if placement.warning:
+        print(f"pcseg: warning: {placement.warning}", file=sys.stderr)
+
+
+def tiled_segmenter(segmenter, args):
+    """``segmenter`` for clouds segmented in tiles: the up axis and unit are not looked for there,
+    so "auto" reads as z and metres; PcsegError for a unit other than metres."""
+    import dataclasses
+
+    from ..errors import PcsegError
+
+    if args.units not in ("auto", "m"):
+        raise PcsegError(f"--units {args.units}: clouds larger than --max-memory are segmented in tiles, in metres "
+                         f"only (convert the cloud, or raise --max-memory)")
+    return dataclasses.replace(segmenter, up="z" if args.up == "auto" else args.up, units="m")
+
+
 def run(args) -> int:
     import time
     from contextlib import ExitStack
@@ -171,13 +195,14 @@ def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> N
     from ..io import read_cloud, write_labelled, write_probabilities
     from ..io.labelled import confidence_of
     from ..io.writers import check_writable, expected_size
+    from ..placement import Placement
     from ..segment import Segmenter
     from ..summary import class_summary
     from ..tiled import segment_tiled
-    from ..up_axis import to_z_up
 
     segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
-                               args.num_points, args.up, args.voxel_size, args.votes, args.refine)
+                               args.num_points, args.up, args.voxel_size, args.votes, args.refine, args.units)
+    in_tiles = tiled_segmenter(segmenter, args) if tiled else None  # the same on every rank
     # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
     mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
     mine += [(i, row) for i, row in ranks.share(plan, [row[0].stat().st_size for row in plan]) if row[0] not in tiled]
@@ -204,8 +229,12 @@ def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> N
         source, target, picture, probabilities = row
         with ranks.report(reports, index):
             if source in tiled:  # read, segmented and written tile by tile (the time counts all three)
+                placement = Placement(in_tiles.up, in_tiles.units)
+                if args.up == "auto" and ranks.is_first:
+                    print(f"pcseg: note: {source}: segmented in tiles, where the up axis is not looked for; "
+                          f"assumed z (--up to set it)", file=sys.stderr)
                 start = time.perf_counter()
-                result = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
+                result = segment_tiled(in_tiles, source, target, budget, keep_colors=args.keep_colors,
                                        overwrite=args.overwrite, progress=ranks.is_first, ranks=ranks,
                                        scratch=args.scratch)
                 seconds = time.perf_counter() - start
@@ -217,7 +246,9 @@ def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> N
                 check_writable(target, cloud)
                 check_free_space(needs(row, cloud))
                 start = time.perf_counter()
-                labels, probs = segmenter.labels(cloud, progress=ranks.is_first)
+                placement = segmenter.place(cloud, str(source))
+                print_placement(placement)
+                labels, probs = segmenter.labels(cloud, progress=ranks.is_first, placement=placement)
                 seconds = time.perf_counter() - start
                 confidence = confidence_of(probs)
                 write_labelled(target, cloud, labels, confidence, keep_colors=args.keep_colors, overwrite=args.overwrite)
@@ -229,9 +260,11 @@ def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> N
                 write_probabilities(probabilities, cloud, probs, overwrite=args.overwrite)
                 print(f"probabilities: {probabilities}")
             print(class_summary(labels, segmenter.class_names, confidence))
+            if placement.warning:
+                print(f"warning: {placement.warning}")
             if picture is not None:
                 from ..viz.render import render_png
-                render_png(picture, to_z_up(cloud.xyz, args.up), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
+                render_png(picture, placement.model_xyz(cloud.xyz), labels, segmenter.class_names, valid=cloud.valid, title=source.name)
                 print(f"picture: {picture}")
     if outputs is not None:
         ranks.barrier()  # every rank's outputs are written: none failed

@@ -43,6 +43,37 @@ def _confidence(cloud):
     return np.asarray(cloud.properties["confidence"], np.float32) if "confidence" in names else None
 
 
+def check_same_points(cloud, truth, path: str, truth_path: str) -> None:
+    """PcsegError unless ``truth`` holds the points of ``cloud`` in the same order (count,
+    validity and coordinates within a millimetre)."""
+    import numpy as np
+
+    from ..errors import PcsegError
+
+    if len(truth) != len(cloud):
+        raise PcsegError(f"{truth_path}: {len(truth):,} points, but {path} has {len(cloud):,}")
+    same_valid = np.array_equal(truth.valid, cloud.valid)
+    offset = np.abs(truth.absolute_xyz()[cloud.valid] - cloud.absolute_xyz()[cloud.valid]) if same_valid else None
+    if offset is None or (len(offset) and offset.max() > 1e-3):
+        far = "different non-finite points" if offset is None else f"points up to {offset.max():.3g} apart"
+        raise PcsegError(f"{truth_path}: not the same points as {path} ({far}); --gt needs the ground truth "
+                         f"of the same cloud, point for point")
+
+
+def view_up(cloud, up: str, name: str) -> str:
+    """``up``, or for "auto" the axis :func:`pcseg.placement.place` finds (a line says so when not z)."""
+    import sys
+
+    if up != "auto":
+        return up
+    from ..placement import place
+
+    placement = place(cloud, up, "m", name)
+    for note in placement.notes:
+        print(f"pcseg: note: {note}", file=sys.stderr)
+    return placement.up
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -63,23 +94,23 @@ def run(args) -> int:
     gt = None
     if args.gt:
         truth = _read_labelled(args.gt)
-        if len(truth) != len(cloud):
-            raise PcsegError(f"{args.gt}: {len(truth):,} points, but {args.file} has {len(cloud):,}")
+        check_same_points(cloud, truth, args.file, args.gt)
         gt = truth.labels
     confidence = _confidence(cloud)
     if args.color_by == "confidence" and confidence is None:
         raise PcsegError(f"{args.file}: no confidence property (label it with pcseg segment)")
     print(legend_text(cloud.labels, S3DIS_CLASSES, confidence=confidence))
+    up = view_up(cloud, args.up, args.file)
     shown_confidence = confidence if args.color_by == "confidence" else None
     if args.render is not None:
         from ..viz.render import render_png
-        render_png(args.render, to_z_up(cloud.xyz, args.up), cloud.labels, S3DIS_CLASSES, valid=cloud.valid, gt=gt,
+        render_png(args.render, to_z_up(cloud.xyz, up), cloud.labels, S3DIS_CLASSES, valid=cloud.valid, gt=gt,
                    confidence=shown_confidence, title=Path(args.file).name,
                    labels_title="prediction" if gt is not None else "labels")
         print(f"picture: {args.render}")
         return 0
     from ..viz.render import confidence_colors, error_colors
-    xyz, valid = to_z_up(cloud.xyz, args.up)[cloud.valid], cloud.valid
+    xyz, valid = to_z_up(cloud.xyz, up)[cloud.valid], cloud.valid
     colorings = [("prediction" if gt is not None else "labels", colors_for_labels(cloud.labels[valid]))]
     if gt is not None:
         colorings += [("ground truth", colors_for_labels(gt[valid])),

@@ -80,8 +80,8 @@ def load_sources(data: dict) -> list[Source]:
         if not isinstance(colours, bool):
             raise PcsegError(f"data source {spec['name']}: colours must be true or false, got {colours!r}")
         index = load_index(spec["root"])
-        train = select_rooms(index["rooms"], spec.get("areas_train") or [])
-        val = select_rooms(index["rooms"], spec.get("areas_val") or [])
+        train = select_rooms(index["rooms"], spec.get("areas_train") or [], f"{spec['root']}: areas_train")
+        val = select_rooms(index["rooms"], spec.get("areas_val") or [], f"{spec['root']}: areas_val")
         if share > 0 and not train:
             raise PcsegError(f"{spec['root']}: no rooms in the training areas {spec.get('areas_train')}")
         sources.append(Source(str(spec["name"]), str(spec["root"]), list(index["classes"]),

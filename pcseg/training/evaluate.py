@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..data.rooms import load_room
 from ..infer import predict_probabilities
@@ -13,25 +14,25 @@ from ..refine import refine_probabilities
 
 def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classes: int,
                    device="cpu", batch_size: int = 16, votes: int = 1, refine: bool | None = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, desc: str = "evaluate") -> dict:
     """Metrics over every point of ``entries`` (rooms of the cache at ``root``), each block
     seen ``votes`` times (see :mod:`pcseg.infer`) and, with ``refine`` (default: the model's
     ``data.refine``, else true), flat patches voted (:mod:`pcseg.refine`), as ``pcseg segment`` does.
 
     Returns :func:`pcseg.metrics.scores` plus ``AP`` (per class), ``confusion``, ``points``, and per
     class ``support`` (labelled points) and ``rooms_with_class`` (entries holding at least one of them),
-    which say how much a class's IoU rests on.
+    which say how much a class's IoU rests on. ``progress`` shows one bar over the rooms, named ``desc``.
     """
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     rooms_with_class = np.zeros(num_classes, dtype=np.int64)
     all_probs, all_targets = [], []
-    for entry in entries:
+    for entry in tqdm(entries, desc=desc, unit="room", disable=not progress):
         room = load_room(root, entry)
         xyz = np.asarray(room.xyz)
         probs = predict_probabilities(model, xyz, np.asarray(room.rgb),
                                       feature_set=data["feature_set"], num_points=data["num_points"],
                                       block_size=data["block_size"], stride=data["stride"],
-                                      batch_size=batch_size, device=device, votes=votes, progress=progress,
+                                      batch_size=batch_size, device=device, votes=votes, progress=False,
                                       colours=data["colours"])
         if data.get("refine", True) if refine is None else refine:
             probs = refine_probabilities(xyz, probs)

@@ -16,6 +16,7 @@ reported separately, and ``data.select_on`` names the one whose mIoU picks ``bes
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import nullcontext
 
@@ -28,12 +29,14 @@ from tqdm import tqdm
 
 from ..bundled import resolve_model
 from ..checkpoint import float_state, load_checkpoint, save_checkpoint
+from ..config import DATA_DEFAULTS
 from ..data.augment import AugmentConfig
 from ..data.features import FEATURE_SETS, check_feature_set
 from ..data.sources import MixedBlockDataset, load_sources, selection_source
 from ..data.training_set import BlockTrainingDataset, class_weights
 from ..errors import PcsegError
 from ..losses import WeightedSum
+from ..metrics import finite_json
 from ..models import build
 from ..ranks import start as start_ranks
 from .evaluate import evaluate_rooms, format_table
@@ -58,11 +61,13 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _init_weights(model: torch.nn.Module, source: str, classes: list[str]) -> None:
+def _init_weights(model: torch.nn.Module, source: str, classes: list[str], data_info: dict,
+                  warn: bool = True) -> None:
     """Load the weights of checkpoint ``source`` (a path, run folder or bundled model name).
 
     The checkpoint must hold the same network (``model_config``) for the same classes;
-    fine-tuning starts from it with a fresh optimiser and schedule.
+    fine-tuning starts from it with a fresh optimiser and schedule. A feature set or colour use
+    other than the checkpoint's is allowed (the weights fit) but, with ``warn``, said in one line.
     """
     path = resolve_model(source)
     ckpt = load_checkpoint(path)
@@ -71,6 +76,13 @@ def _init_weights(model: torch.nn.Module, source: str, classes: list[str]) -> No
     if ckpt["model_config"] != model.config:
         raise PcsegError(f"train.init {path}: its network {ckpt['model_config']} differs from the config's "
                          f"{model.config}")
+    theirs = {k: ckpt.get("data", {}).get(k) for k in ("feature_set", "colours")}
+    ours = {k: data_info[k] for k in theirs}
+    if theirs != ours and warn:
+        print(f"pcseg: warning: train.init {path} was trained with feature_set {theirs['feature_set']}, colours "
+              f"{theirs['colours']}; this config trains with feature_set {ours['feature_set']}, colours "
+              f"{ours['colours']} (set data.feature_set / data.colours to keep the starting model's)",
+              file=sys.stderr)
     model.load_state_dict(float_state(ckpt))
 
 
@@ -111,21 +123,45 @@ def _training_set(config: dict, sources, seed: int, colours: bool):
     return MixedBlockDataset(parts, [s.share for s in used], length, seed)
 
 
-def _validate(model, sources, selected, data_info: dict, classes, device, batch: int, epoch: int, run) -> dict:
+def _validate(model, sources, selected, data_info: dict, classes, device, batch: int, epoch: int, run,
+              progress: bool = True) -> dict:
     """Scores every validation room of each source; returns the record's ``val`` entries."""
     record = {}
     for source in (s for s in sources if s.val):
-        val = evaluate_rooms(model, source.root, source.val, data_info, len(classes), device, batch_size=batch)
+        val = evaluate_rooms(model, source.root, source.val, data_info, len(classes), device, batch_size=batch,
+                             progress=progress, desc=f"validation {source.name}")
         summary = {k: val[k] for k in ("OA", "mAcc", "mIoU", "fwIoU", "IoU", "AP")}
         record.setdefault("val_sources", {})[source.name] = summary
         print(format_table(val, classes, f"validation {source.name} ({', '.join(source.areas_val)}), "
                                          f"epoch {epoch}"))
         if source is selected:
             record["val"] = summary
-            plot_confusion(val["confusion"], classes, run.path / "confusion.png", f"validation {source.name}")
+            plot_confusion(val["confusion"], classes, run.path / "confusion.png",
+                           f"validation {source.name}, epoch {epoch}")
     if len(sources) == 1:
         record.pop("val_sources", None)
     return record
+
+
+def _resolved_config(config: dict, data_info: dict) -> dict:
+    """``config`` with every data setting spelt out (defaults included), as the run uses it."""
+    data = {**DATA_DEFAULTS, **config["data"], "colours": data_info["colours"], "refine": data_info["refine"]}
+    return {**config, "data": data}
+
+
+def _start_summary(config: dict, sources, model, device, world: int) -> str:
+    """Lines saying what a run trains: model, features, initial weights, data per source, epochs."""
+    d, t = config["data"], config["train"]
+    lines = [f"training {config['model']['name']} ({sum(p.numel() for p in model.parameters()):,} parameters) "
+             f"on {device}{f' x {world} processes' if world > 1 else ''}: feature_set {d['feature_set']}, "
+             f"colours {_data_flag(d, 'colours')}, {t['epochs']} epochs, initial weights {t.get('init') or 'random'}"]
+    for source in sources:
+        share = f" (share {source.share:g})" if len(sources) > 1 else ""
+        areas = (f"({', '.join(source.areas_val)})" if source.areas_val
+                 else "(none: best.pt is the lowest training loss)")
+        lines.append(f"  data {source.name} ({source.root}): {len(source.train)} training rooms{share}, "
+                     f"{len(source.val)} validation rooms {areas}")
+    return "\n".join(lines)
 
 
 def train(config: dict, out_dir, resume: bool = False, progress: bool = True) -> dict:
@@ -169,9 +205,15 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         _set_rng_state(ckpt["rng"])
     else:
         if t.get("init"):
-            _init_weights(model, t["init"], classes)
+            _init_weights(model, t["init"], classes, data_info, warn=rank == 0)
         if rank == 0:
-            run.write_config(config)
+            run.write_config(_resolved_config(config, data_info))
+    if rank == 0:
+        print(_start_summary(config, sources, model, device, world))
+        if resume:
+            print(f"resumed from epoch {state['epoch']}"
+                  + (f", step {state['step']} of epoch {state['epoch'] + 1}" if state["step"] else "")
+                  + f" ({run.last})")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -229,7 +271,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
         if rank == 0:
             if selected and (epoch + 1) % t.get("val_every", 1) == 0:
                 record.update(_validate(scored, sources, selected, data_info, classes, device, batch,
-                                        epoch + 1, run))
+                                        epoch + 1, run, progress))
             print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}"
                   + (f", validation mIoU {100 * record['val']['mIoU']:.1f}" if "val" in record else ""))
         state.update(epoch=epoch + 1, step=0, loss_sum=0.0, records=state["records"] + [record])
@@ -241,7 +283,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
             save_checkpoint(run.last, payload())
             if is_best:
                 save_checkpoint(run.best, payload(metrics=record))
-            run.write_metrics(state["records"])
+            run.write_metrics(finite_json(state["records"]))
             plot_curves(state["records"], run.path / "curves.png")
         if world > 1:
             dist.barrier()

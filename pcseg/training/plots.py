@@ -27,7 +27,8 @@ def plot_curves(records: list[dict], path: Path) -> None:
 
 
 def plot_confusion(cm, class_names, path: Path, split: str) -> None:
-    """Row-normalised confusion matrix (ground truth rows) to ``path``."""
+    """Row-normalised confusion matrix (ground truth rows) to ``path``, each cell's percentage
+    written in it, with a colour bar; ``split`` names the data and epoch in the title."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -35,7 +36,12 @@ def plot_confusion(cm, class_names, path: Path, split: str) -> None:
     cm = np.asarray(cm, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the class's points")
+    for (row, col), share in np.ndenumerate(norm):
+        if cm[row, col] > 0:
+            ax.text(col, row, f"{100 * share:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if share > 0.5 else "black")
     ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set(xlabel="predicted", ylabel="ground truth", title=f"confusion ({split}, row-normalised)")

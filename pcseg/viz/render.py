@@ -18,6 +18,7 @@ import numpy as np
 from ..classes import S3DIS_PALETTE, UNLABELLED, UNLABELLED_COLOR, colors_for_labels
 from ..errors import PcsegError
 from ..fileutil import atomic_path
+from .quiet import quiet_renderer
 
 #: Colours of the error view: right points grey, wrong points red, points without ground truth pale.
 RIGHT_COLOR = np.array([200, 200, 200], np.uint8)
@@ -197,7 +198,9 @@ def render_png(path: os.PathLike, xyz: np.ndarray, labels: np.ndarray, class_nam
             errors_legend.append(Patch(color=UNSCORED_COLOR / 255, label="no ground truth"))
     if confidence is not None:
         panels.append(("confidence", confidence_colors(np.asarray(confidence)[index])))
-    images = crop_to_content(render_views(xyz[index], [c for _, c in panels]))
+    with quiet_renderer():
+        views = render_views(xyz[index], [c for _, c in panels])
+    images = crop_to_content(views)
 
     pw, ph = PANEL_SIZE
     bar_width = 0 if confidence is None else COLORBAR_WIDTH

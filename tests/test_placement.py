@@ -1,0 +1,155 @@
+"""Scans as users bring them: millimetres and centimetres, any up axis, out-of-domain clouds.
+
+Each case is built from a real room or a real scan (``../shared``), segmented with the default
+``--up auto --units auto`` and compared, label for label, with the same scan given correctly.
+An untrained small model is enough: equal labels need equal model inputs, not a good model.
+"""
+
+import warnings
+
+import numpy as np
+import plyfile
+import pytest
+
+from pcseg.cli import main
+from pcseg.io import Cloud, read_cloud, write_ply
+from pcseg.placement import place
+from pcseg.segment import segment
+from pcseg.up_axis import ROTATIONS
+from test_segment import make_checkpoint
+
+#: Real rooms whose up axis is told apart clearly (README, "Scans as they come": how often it is).
+ROOMS = ["scannet/scene0005_00_vert.npy", "s3dis/Area_6/office_17.ply"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
+
+
+def room_points(real_rooms, name, count=6000):
+    """(xyz (n, 3) float64 metres z up, rgb (n, 3) uint8) of a real room, ``count`` points drawn at random."""
+    path = real_rooms / name
+    if path.suffix == ".npy":
+        array = np.load(path)
+        xyz, rgb = array[:, :3].astype(np.float64), array[:, 3:6].astype(np.uint8)
+    else:
+        cloud = read_cloud(path)
+        xyz, rgb = cloud.absolute_xyz(), cloud.rgb
+    rows = np.random.default_rng(0).choice(len(xyz), count, replace=False)
+    return xyz[rows], rgb[rows]
+
+
+def labels_of(path):
+    return np.asarray(plyfile.PlyData.read(str(path))["vertex"]["label"])
+
+
+def run_segment(path, checkpoint, *options):
+    out = path.with_name(path.stem + "_out.ply")
+    code = main(["segment", str(path), "-o", str(out), "--model", checkpoint, "--no-refine", *options])
+    return code, out
+
+
+@pytest.mark.parametrize("factor, unit", [(1000.0, "millimetres"), (100.0, "centimetres")])
+def test_room_in_mm_or_cm_gets_the_metre_labels(real_rooms, checkpoint, tmp_path, capsys, factor, unit):
+    xyz, rgb = room_points(real_rooms, ROOMS[0])
+    metres = write_ply(tmp_path / "metres.ply", xyz, rgb)
+    scaled = write_ply(tmp_path / "scaled.ply", xyz * factor, rgb)
+    assert run_segment(metres, checkpoint)[0] == 0
+    assert "read as" not in capsys.readouterr().err
+    code, out = run_segment(scaled, checkpoint)
+    err = capsys.readouterr().err
+    assert code == 0
+    said = [line for line in err.splitlines() if line.startswith("pcseg:")]
+    assert len(said) == 1 and f"coordinates read as {unit}" in said[0] and "--units" in said[0]
+    np.testing.assert_array_equal(labels_of(out), labels_of(metres.with_name("metres_out.ply")))
+    np.testing.assert_allclose(read_cloud(out).absolute_xyz(), read_cloud(scaled).absolute_xyz())  # input's coordinates
+
+
+def test_units_given_win(real_rooms, checkpoint, tmp_path, capsys):
+    xyz, rgb = room_points(real_rooms, ROOMS[0])
+    scaled = write_ply(tmp_path / "scaled.ply", xyz * 1000, rgb)
+    assert run_segment(scaled, checkpoint, "--units", "mm")[0] == 0
+    assert "read as" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["segment", str(scaled), "-o", str(tmp_path / "o.ply"), "--units", "inch"])
+    assert "--units" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ROOMS)
+def test_real_room_turned_six_ways_gets_the_z_up_labels(real_rooms, checkpoint, tmp_path, capsys, name):
+    xyz, rgb = room_points(real_rooms, name)
+    reference = segment(Cloud.from_arrays(xyz, rgb=rgb), model=checkpoint, up="z", units="m", refine=False)[0]
+    for up, rotation in ROTATIONS.items():
+        path = write_ply(tmp_path / f"turned_{up}.ply", xyz @ rotation, rgb)  # z-up -> `up`-up
+        code, out = run_segment(path, checkpoint)
+        err = capsys.readouterr().err
+        assert code == 0
+        assert (f"the up axis looks like {up}, not z" in err) == (up != "z"), (up, err)
+        np.testing.assert_array_equal(labels_of(out), reference, err_msg=f"turned to {up}")
+
+
+def test_up_given_wins(real_rooms, checkpoint, tmp_path, capsys):
+    xyz, rgb = room_points(real_rooms, ROOMS[0])
+    path = write_ply(tmp_path / "turned.ply", xyz @ ROTATIONS["y"], rgb)
+    assert run_segment(path, checkpoint, "--up", "z")[0] == 0
+    assert "up axis" not in capsys.readouterr().err
+
+
+def test_mm_room_with_y_up_in_the_python_api(real_rooms, checkpoint):
+    xyz, rgb = room_points(real_rooms, ROOMS[1])
+    reference = segment(Cloud.from_arrays(xyz, rgb=rgb), model=checkpoint, up="z", units="m", refine=False)[0]
+    with pytest.warns(UserWarning) as caught:
+        labels = segment(Cloud.from_arrays(xyz @ ROTATIONS["y"] * 1000, rgb=rgb), model=checkpoint, refine=False)[0]
+    said = " ".join(str(w.message) for w in caught)
+    assert "looks like y" in said and "millimetres" in said
+    np.testing.assert_array_equal(labels, reference)
+
+
+def test_kinect_frame_is_found_minus_y(real_scans, checkpoint, tmp_path, capsys):
+    """pcl_office1 is a camera frame (z = depth, y down): its up axis is -y."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its NaN rows
+        cloud = read_cloud(real_scans / "pcl_office1.ply")
+    rows = np.flatnonzero(cloud.valid)[::12]
+    path = write_ply(tmp_path / "office1.ply", cloud.absolute_xyz()[rows], cloud.rgb[rows])
+    code, out = run_segment(path, checkpoint)
+    assert code == 0 and "the up axis looks like -y, not z" in capsys.readouterr().err
+    assert run_segment(path.rename(tmp_path / "given.ply"), checkpoint, "--up=-y")[0] == 0
+    np.testing.assert_array_equal(labels_of(out), labels_of(tmp_path / "given_out.ply"))
+
+
+def test_generated_sample_room_stays_z(checkpoint):
+    from pathlib import Path
+    sample = Path(__file__).resolve().parents[1] / "datasets" / "samples" / "room.ply"
+    placement = place(read_cloud(sample), name="room.ply")
+    assert (placement.up, placement.units, placement.notes, placement.warning) == ("z", "m", [], None)
+
+
+def test_airborne_tile_warns_and_exits_0(real_scans, checkpoint, tmp_path, capsys):
+    tile = read_cloud(real_scans / "laspy_autzen_trim.laz")
+    path = write_ply(tmp_path / "autzen.ply", tile.absolute_xyz()[::50])
+    code, _ = run_segment(path, checkpoint, "--units", "m")
+    captured = capsys.readouterr()
+    assert code == 0
+    warning = [line for line in captured.err.splitlines() if "does not look like an indoor scan" in line]
+    assert len(warning) == 1 and "far beyond a building" in warning[0]
+    assert "does not look like an indoor scan" in captured.out  # under the summary too
+
+
+def test_indoor_rooms_are_not_flagged(real_rooms):
+    for name in ROOMS:
+        xyz, rgb = room_points(real_rooms, name)
+        assert place(Cloud.from_arrays(xyz, rgb=rgb)).warning is None
+
+
+def test_units_other_than_metres_are_refused_in_tiles(real_rooms, checkpoint, tmp_path, capsys):
+    """Clouds over --max-memory are not looked at: a unit other than metres is a one-line error, nothing written."""
+    xyz, rgb = room_points(real_rooms, ROOMS[0])
+    path = write_ply(tmp_path / "scaled.ply", xyz * 1000, rgb)
+    out = tmp_path / "out.ply"
+    assert main(["segment", str(path), "-o", str(out), "--model", checkpoint, "--units", "mm",
+                 "--max-memory", "1K"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--units mm" in err[0] and "tiles" in err[0]
+    assert not out.exists()
