@@ -2,12 +2,15 @@
 
 Each command module defines ``register(subparsers)``, which adds its parser and
 sets ``func`` to the function that runs it. User errors (:class:`PcsegError`)
-are printed as one line, ``pcseg: error: ...``, with exit status 2.
+are printed as one line, ``pcseg: error: ...``, with exit status 2; warnings (a file
+holding fewer points than its header says, a property renamed for the output format) as
+one line each, ``pcseg: warning: ...``.
 """
 
 import argparse
 import importlib
 import sys
+import warnings
 
 from .errors import PcsegError
 
@@ -27,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command line: one line, ``pcseg: warning: <message>``."""
+    print(f"pcseg: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pcseg`` script; returns the process exit status."""
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import PcsegError
 from .infer import Frame
 from .io.chunked import ChunkedCloud
-from .io.cloud import color_peak
+from .io.cloud import color_peak, valid_points
 from .refine import CELL as VOTING_CELL, CELL_HALO, cell_of
 from .up_axis import to_z_up
 
@@ -62,7 +62,7 @@ class Bounds:
 def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, up: str) -> tuple[np.ndarray, np.ndarray]:
     """(finite mask (n,), float32 coordinates about ``origin`` turned z-up (m, 3) of the finite rows),
     the values :class:`pcseg.io.Cloud` and :class:`pcseg.segment.Segmenter` give them."""
-    finite = np.isfinite(chunk_xyz).all(axis=1)
+    finite = valid_points(chunk_xyz)
     return finite, to_z_up((chunk_xyz[finite] - origin).astype(np.float32), up)
 
 
@@ -71,7 +71,7 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
     low = np.full(3, np.inf)
     peak, has_colors = -np.inf, False
     for chunk in reader.chunks():
-        finite = np.isfinite(chunk.xyz).all(axis=1)
+        finite = valid_points(chunk.xyz)
         if finite.any():
             low = np.minimum(low, chunk.xyz[finite].min(axis=0))
         if chunk.colors is not None:
