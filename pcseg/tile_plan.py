@@ -192,25 +192,25 @@ def _largest_tiles(bounds: Bounds, lo: np.ndarray, step: float, halo: float, max
 
 def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid], up: str, folder: Path) -> None:
     """Pass 2: every finite point appended to the scratch file (:func:`tile_path`) of each tile of
-    each grid that reads it."""
-    files = [[open(tile_path(folder, g, t), "wb") for t in range(len(grid))] for g, grid in enumerate(grids)]
-    try:
-        for chunk in reader.chunks():
-            finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
-            records = np.empty(len(xyz), TILE_RECORD)
-            records["index"] = chunk.start + np.flatnonzero(finite)
-            records["xyz"] = xyz
-            rgb = reader.rgb(chunk)
-            records["rgb"] = 0 if rgb is None else rgb[finite]
-            for grid, grid_files in zip(grids, files):
-                owner = grid.owner(xyz[:, :2])
-                for tile, mask in grid.reading(xyz[:, :2]):
-                    part = records[mask]
-                    part["owned"] = owner[mask] == tile
-                    grid_files[tile].write(part.tobytes())
-    finally:
-        for f in (f for grid_files in files for f in grid_files):
-            f.close()
+    each grid that reads it. A tile's file is open only while one chunk's points are appended to it, so
+    a small budget's thousands of tiles never exhaust the process's open files."""
+    for grid_index, grid in enumerate(grids):
+        for tile in range(len(grid)):
+            tile_path(folder, grid_index, tile).touch()
+    for chunk in reader.chunks():
+        finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
+        records = np.empty(len(xyz), TILE_RECORD)
+        records["index"] = chunk.start + np.flatnonzero(finite)
+        records["xyz"] = xyz
+        rgb = reader.rgb(chunk)
+        records["rgb"] = 0 if rgb is None else rgb[finite]
+        for grid_index, grid in enumerate(grids):
+            owner = grid.owner(xyz[:, :2])
+            for tile, mask in grid.reading(xyz[:, :2]):
+                part = records[mask]
+                part["owned"] = owner[mask] == tile
+                with open(tile_path(folder, grid_index, tile), "ab") as out:
+                    out.write(part.tobytes())
 
 
 def tile_path(folder: Path, grid: int, tile: int) -> Path:
