@@ -9,7 +9,7 @@ property (see docs/FORMATS.md); the class table names them:
 
 Labels outside the table become 255 (unlabelled); labels that are not whole numbers (2.7) are an
 error. Every bad file of the folder is named in one message (headers are checked before any file
-is read). Non-finite points are left out of the cache; clouds without colours are stored with
+is read; the rooms of the good files are kept in the cache for the run after the fix). Non-finite points are left out of the cache; clouds without colours are stored with
 mid-grey colours (128).
 """
 
@@ -113,10 +113,13 @@ def prepare_ply_folder(src: os.PathLike, dst: os.PathLike, classes: os.PathLike,
     rels = [f"{a}/{f.stem}" for f, a, _, _ in jobs]
     if len(set(rels)) != len(rels):
         raise PcsegError(f"{src}: two files share a name within one area; names must be unique per area")
-    _raise_for_bad_files(src, [_error_of(check_cloud_file, file) for file in files])
+    bad_headers = {file: message for file in files if (message := _error_of(check_cloud_file, file))}
+    readable = [job for job in jobs if job[0] not in bad_headers]
     dst.mkdir(parents=True, exist_ok=True)
-    results = map_with_progress(_prepare_or_error, jobs, workers, "prepare", "cloud", progress)
-    _raise_for_bad_files(src, results)
+    results = map_with_progress(_prepare_or_error, readable, workers, "prepare", "cloud", progress)
+    errors = list(bad_headers.values()) + [r for r in results if isinstance(r, str)]
+    if errors:  # the rooms of the good files stay in the cache: a run after the fix resumes them
+        raise PcsegError(f"{src}: {len(errors)} of {len(files)} files cannot be prepared: {'; '.join(errors)}")
     write_index(dst, names, [r.entry for r in results])
     return results
 
@@ -132,10 +135,3 @@ def _error_of(fn, *args):
 def _prepare_or_error(args):
     """:func:`_prepare_cloud`'s report, or its error message (so that every bad file is found)."""
     return _error_of(_prepare_cloud, args)
-
-
-def _raise_for_bad_files(src: Path, results: list) -> None:
-    """PcsegError naming every bad file (the error messages among ``results``), in one line."""
-    errors = [r for r in results if isinstance(r, str)]
-    if errors:
-        raise PcsegError(f"{src}: {len(errors)} of {len(results)} files cannot be prepared: {'; '.join(errors)}")
