@@ -11,6 +11,7 @@ import lazrs
 import numpy as np
 import plyfile
 import pytest
+from laspy.vlrs.vlrlist import VLRList
 
 from pcseg import tile_plan, tiled
 from pcseg.classes import UNLABELLED
@@ -28,9 +29,10 @@ def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
-def make_las(path: Path, n=1500, version="1.2", point_format=3, extra=(), seed=0, side=4.0) -> laspy.LasData:
+def make_las(path: Path, n=1500, version="1.2", point_format=3, extra=(), seed=0, side=4.0,
+             evlr=False) -> laspy.LasData:
     """A LAS/LAZ cloud (by ``path``'s suffix) of ``side`` metres square with random values, extra
-    dimensions ``extra``."""
+    dimensions ``extra`` and, with ``evlr``, an extended VLR after the points."""
     rng = np.random.default_rng(seed)
     header = laspy.LasHeader(version=version, point_format=point_format)
     header.scales, header.offsets = [0.001] * 3, [1000.0, 2000.0, 0.0]
@@ -45,6 +47,8 @@ def make_las(path: Path, n=1500, version="1.2", point_format=3, extra=(), seed=0
         shape = np.shape(values)
         las[param.name] = (rng.integers(np.iinfo(kind).min, np.iinfo(kind).max, shape, dtype=kind, endpoint=True)
                            if kind.kind in "ui" else rng.normal(0, 100, shape))
+    if evlr:
+        las.evlrs = VLRList([laspy.VLR("pcseg_test", 7, "an evlr", b"after the points")])
     las.write(str(path))
     return laspy.read(str(path))
 
@@ -114,11 +118,12 @@ def assert_labelled_las(out: Path, source: laspy.LasData, count: int, label="lab
 
 
 @pytest.mark.parametrize("output", ["out.ply", "out.las", "out.laz", "tiled.ply"])
-@pytest.mark.parametrize("case", ["header count", "64-bit count", "cut at 60 %"])
+@pytest.mark.parametrize("case", ["header count", "64-bit count", "cut at 60 %", "LAS 1.4 cut with its EVLR"])
 def test_a_file_holding_fewer_points_than_its_header_is_read_to_its_last_point(tmp_path, checkpoint, capsys,
                                                                                case, output):
-    version = "1.4" if case == "64-bit count" else "1.2"
-    source = make_las(tmp_path / "in.las", 3000, version=version, point_format=7 if version == "1.4" else 3)
+    version = "1.4" if case in ("64-bit count", "LAS 1.4 cut with its EVLR") else "1.2"
+    source = make_las(tmp_path / "in.las", 3000, version=version, point_format=7 if version == "1.4" else 3,
+                      evlr="EVLR" in case)
     held = 3000
     if case == "header count":
         patch(tmp_path / "in.las", LEGACY_COUNT, "<I", 6000)
@@ -131,13 +136,15 @@ def test_a_file_holding_fewer_points_than_its_header_is_read_to_its_last_point(t
         (tmp_path / "in.las").write_bytes(data[:cut])
         held = (cut - offset) // source.header.point_format.size
     before = (tmp_path / "in.las").read_bytes()
-    declared = 3000 if case == "cut at 60 %" else 6000
+    declared = 3000 if "cut" in case else 6000
     extra = ["--max-memory", str(tiled.BASE_BYTES + 800 * tiled.TILE_BYTES_PER_POINT)] if output == "tiled.ply" else []
     status, err = segment([tmp_path / "in.las", "-o", tmp_path / output, *extra], checkpoint, capsys)
     assert status == 0
+    lost_evlr = [f"pcseg: warning: {tmp_path / 'in.las'}: its extended variable-length records lie beyond the end "
+                 "of the file; they are not copied"] if "EVLR" in case and output.startswith("out.la") else []
     assert messages(err, "warning") == [f"pcseg: warning: {tmp_path / 'in.las'}: the header declares {declared:,} "
                                         f"points but only the first {held:,} could be read (the file ends there); "
-                                        f"those {held:,} are segmented and written"]
+                                        f"those {held:,} are segmented and written"] + lost_evlr
     if output.endswith(".ply"):
         rows = ply_rows(tmp_path / output)  # plyfile reads exactly the rows the header counts
         assert len(rows) == held and (tmp_path / output).stat().st_size == len(

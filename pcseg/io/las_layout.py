@@ -56,6 +56,8 @@ class LasLayout:
             chunk table); 0 for LAS.
         chunk_table: for LAZ, the chunk table ((points, bytes) of each chunk) when it lies inside the
             file and its sizes add up to the compressed data's, else None (decoded chunk after chunk).
+        evlrs_intact: the extended variable-length records (LAS 1.4) the header declares lie inside
+            the file (False for a cut file: they are then neither read nor copied).
     """
 
     version: tuple[int, int]
@@ -67,6 +69,7 @@ class LasLayout:
     copc: bool
     chunk_size: int
     chunk_table: Optional[list]
+    evlrs_intact: bool
 
 
 def _bad(path: Path, reason: str) -> PcsegError:
@@ -109,12 +112,14 @@ def inspect_las(path: Path) -> LasLayout:
             declared = wide_count or legacy_count
             evlrs = (evlr_start, n_evlrs) if n_evlrs else (0, 0)
         vlrs = _walk_records(path, fh, header_size, n_vlrs, offset, VLR_HEADER_SIZE)
-        points_end = size
+        points_end, evlrs_intact = size, True
         if evlrs[1]:
-            if not offset <= evlrs[0] <= size:
-                raise _bad(path, f"its extended records start at byte {evlrs[0]}, outside the file")
-            _walk_records(path, fh, evlrs[0], evlrs[1], size, EVLR_HEADER_SIZE)
-            points_end = evlrs[0]
+            if offset <= evlrs[0] <= size:
+                points_end = evlrs[0]
+            try:  # records lost with the end of a cut file must not hide the points before them
+                _walk_records(path, fh, evlrs[0], evlrs[1], size, EVLR_HEADER_SIZE)
+            except PcsegError:
+                evlrs_intact = False
         readable, chunk_size, chunk_table = declared, 0, None
         if compressed:
             laszip = vlrs.get(LASZIP_RECORD)
@@ -130,13 +135,13 @@ def inspect_las(path: Path) -> LasLayout:
         else:
             readable = min(declared, (points_end - offset) // record_length)
     return LasLayout((major, minor), point_format, record_length, compressed, declared, readable,
-                     COPC_RECORD in vlrs, chunk_size, chunk_table)
+                     COPC_RECORD in vlrs, chunk_size, chunk_table, evlrs_intact)
 
 
 def _walk_records(path: Path, fh, start: int, count: int, end: int, header_size: int) -> dict:
     """Check that ``count`` (extended) variable-length records from byte ``start`` end by byte ``end``;
     their data by (user id, record id)."""
-    if count * header_size > end - start:
+    if start > end or count * header_size > end - start:
         raise _bad(path, f"{count} {'extended ' if header_size == EVLR_HEADER_SIZE else ''}variable-length "
                          f"records cannot fit in {max(end - start, 0)} bytes")
     records, position = {}, start

@@ -205,7 +205,7 @@ def _copy_las(source: Path, target: Path, labels: np.ndarray, confidence: np.nda
     with las.open() as reader:
         header, (names, added, moved) = _output_header(source, reader.header)
         input_evlrs = reader.header.evlrs
-    _tell_changes(source, moved, las.layout.copc, compress)
+    _tell_changes(source, moved, las.layout, compress)
     # an earlier pcseg output's classification_input is kept, not replaced by its ASPRS codes
     keep_input_classification = any(p.name == names[INPUT_CLASSIFICATION] for p in added)
     with las_errors(source, "cannot be copied to LAS"):
@@ -231,13 +231,17 @@ def _copy_las(source: Path, target: Path, labels: np.ndarray, confidence: np.nda
     _restore_header_fields(source, target)
 
 
-def _tell_changes(source: Path, moved: list, copc: bool, compress: bool) -> None:
-    """Warn (one line each) about pcseg dimensions written under free names and a COPC input written plainly."""
+def _tell_changes(source: Path, moved: list, layout, compress: bool) -> None:
+    """Warn (one line each) about pcseg dimensions written under free names, a COPC input written plainly
+    and extended records lost with the end of a cut file."""
     if moved:
         warnings.warn(f"{source}: has its own {', '.join(repr(a) for a, _ in moved)} dimension"
                       f"{'s' if len(moved) > 1 else ''}, kept as it is; pcseg writes "
                       f"{', '.join(f'{a} as {b!r}' for a, b in moved)}", stacklevel=3)
-    if copc:
+    if not layout.evlrs_intact:
+        warnings.warn(f"{source}: its extended variable-length records lie beyond the end of the file; "
+                      "they are not copied", stacklevel=3)
+    if layout.copc:
         warnings.warn(f"{source}: a COPC file; written as a plain {'LAZ' if compress else 'LAS'} file "
                       "(its spatial index is not kept)", stacklevel=3)
 
