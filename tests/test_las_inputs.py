@@ -231,8 +231,8 @@ def test_extra_dimensions_of_every_type_and_name(tmp_path, checkpoint, capsys):
     status, err = segment([tmp_path / "in.las", "-o", tmp_path / "out.ply"], checkpoint, capsys)
     assert status == 0
     assert messages(err, "warning") == [
-        "pcseg: warning: PLY cannot hold every input property as it is: 'u8_dim' (uint64) written as double; "
-        "'i8_dim' (int64) written as double; 'a b/c-é' renamed 'a_b_c__'"]
+        f"pcseg: warning: {tmp_path / 'out.ply'}: PLY cannot hold every input property as it is: 'u8_dim' (uint64) "
+        "written as double; 'i8_dim' (int64) written as double; 'a b/c-é' renamed 'a_b_c__'"]
     rows = ply_rows(tmp_path / "out.ply")
     assert len(rows) == 1000 and (rows["label"] < 13).all()
     for param in EVERY_EXTRA_TYPE[:10]:

@@ -217,15 +217,16 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
         base = np.empty(len(cloud), dtype=[("x", ctype), ("y", ctype), ("z", ctype)])
         for i, axis in enumerate("xyz"):
             base[axis] = absolute[:, i]
-    vertex = labelled_vertex(base, labels, confidence, keep_colors and cloud.rgb is not None)
+    vertex = labelled_vertex(base, labels, confidence, keep_colors and cloud.rgb is not None, target=path)
     _write(path, vertex, cloud.other_elements)
     return path
 
 
-def ply_fields(fields: list) -> list:
+def ply_fields(fields: list, target: Optional[Path] = None) -> list:
     """``fields`` ((name, numpy type) of output rows) as PLY holds them: a name with characters besides
     ASCII letters, digits and ``_`` gets ``_`` for each (made unique), a type PLY lacks becomes
-    float64 (64-bit integers: exact up to 2**53) or, for booleans, uint8; each change said in one warning."""
+    float64 (64-bit integers: exact up to 2**53) or, for booleans, uint8; the changes said in one
+    warning (naming the output ``target`` when given)."""
     used, safe, changes = {name for name, _ in fields}, [], []
     for name, kind in fields:
         kind = np.dtype(kind)
@@ -242,20 +243,22 @@ def ply_fields(fields: list) -> list:
             kind = new_kind
         safe.append((new_name, kind))
     if changes:
-        warnings.warn(f"PLY cannot hold every input property as it is: {'; '.join(changes)}", stacklevel=3)
+        where = f"{target}: " if target is not None else ""
+        warnings.warn(f"{where}PLY cannot hold every input property as it is: {'; '.join(changes)}", stacklevel=3)
     return safe
 
 
 def labelled_vertex(base: np.ndarray, labels: np.ndarray, confidence: Optional[np.ndarray],
-                    keep_input_colors: bool) -> np.ndarray:
+                    keep_input_colors: bool, target: Optional[Path] = None) -> np.ndarray:
     """The output rows of :func:`write_labelled_ply` for input rows ``base`` (n,), checked ``labels``
     (n,) and ``confidence`` (n,) or None: ``base``'s fields (renamed when they clash with the added
-    ones), its colours replaced by the class colours unless ``keep_input_colors``, ``label``, ``confidence``."""
+    ones, converted as :func:`ply_fields` says for the output ``target``), its colours replaced by the
+    class colours unless ``keep_input_colors``, ``label``, ``confidence``."""
     added = ("label",) if confidence is None else ("label", "confidence")
     input_colors = _first_present(COLOR_NAMES, base.dtype.names)
     dropped = set() if keep_input_colors or input_colors is None else set(input_colors)
     kept = output_property_names([n for n in base.dtype.names if n not in dropped], added)
-    fields = ply_fields([(kept[name], base.dtype[name]) for name in kept])
+    fields = ply_fields([(kept[name], base.dtype[name]) for name in kept], target)
     kept = {name: out_name for name, (out_name, _) in zip(kept, fields)}
     if not keep_input_colors:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
