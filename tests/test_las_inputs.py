@@ -312,3 +312,12 @@ def test_splitting_into_more_tiles_than_open_files_allowed(tmp_path):
                                 for t in range(len(grid))])
         owned = owned[owned["owned"]]
         np.testing.assert_array_equal(np.sort(owned["index"]), np.arange(6000))
+
+
+def test_las_1_4_with_only_its_32_bit_count_is_read_whole(tmp_path, checkpoint, capsys):
+    source = make_las(tmp_path / "in.las", 900, version="1.4", point_format=1)
+    patch(tmp_path / "in.las", LEGACY_COUNT, "<I", 900)
+    patch(tmp_path / "in.las", WIDE_COUNT, "<Q", 0)
+    status, err = segment([tmp_path / "in.las", "-o", tmp_path / "out.las"], checkpoint, capsys)
+    assert status == 0 and not messages(err, "warning")
+    assert_labelled_las(tmp_path / "out.las", source, 900)

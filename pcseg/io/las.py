@@ -73,7 +73,9 @@ class LasFile:
         # lazrs's parallel decoder needs a sound chunk table; without one the chunks are decoded in turn
         backend = None if self.layout.chunk_table is not None else laspy.LazBackend.Lazrs
         with las_errors(self.path):
-            return laspy.open(str(self.path), laz_backend=backend, read_evlrs=self.layout.evlrs_intact)
+            reader = laspy.open(str(self.path), laz_backend=backend, read_evlrs=self.layout.evlrs_intact)
+        reader.header.point_count = self.layout.declared  # LAS 1.4 with only the 32-bit count set
+        return reader
 
     def batches(self, size: int = BATCH_POINTS, limit: Optional[int] = None) -> Iterator:
         """The file's points in order as laspy ``ScaleAwarePointRecord`` batches of at most ``size``, at most
