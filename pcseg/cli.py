@@ -3,9 +3,10 @@
 Each command module defines ``register(subparsers)``, which adds its parser and
 sets ``func`` to the function that runs it. User errors (:class:`PcsegError`)
 are printed as one line, ``pcseg: error: ...``, with exit status 2 (an error another process
-of a torchrun job reports is not printed twice). Ctrl-C (status 130) and SIGTERM (status 143)
-unwind the command like an error, so its temporary files, scratch folders and output claims
-are removed (:mod:`pcseg.claims`).
+of a torchrun job reports is not printed twice); warnings (a file holding fewer points than its
+header says, a property renamed for the output format) as one line each, ``pcseg: warning: ...``.
+Ctrl-C (status 130) and SIGTERM (status 143) unwind the command like an error, so its temporary
+files, scratch folders and output claims are removed (:mod:`pcseg.claims`).
 """
 
 import argparse
@@ -14,6 +15,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
 from .errors import PcsegError
 
@@ -61,8 +63,14 @@ def sigterm_unwinds():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command line: one line, ``pcseg: warning: <message>``."""
+    print(f"pcseg: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pcseg`` script; returns the process exit status."""
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import PcsegError
 from .infer import Frame
 from .io.chunked import ChunkedCloud
-from .io.cloud import color_peak
+from .io.cloud import color_peak, valid_points
 from .refine import CELL as VOTING_CELL, CELL_HALO, cell_of
 from .up_axis import to_z_up
 
@@ -62,7 +62,7 @@ class Bounds:
 def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, up: str) -> tuple[np.ndarray, np.ndarray]:
     """(finite mask (n,), float32 coordinates about ``origin`` turned z-up (m, 3) of the finite rows),
     the values :class:`pcseg.io.Cloud` and :class:`pcseg.segment.Segmenter` give them."""
-    finite = np.isfinite(chunk_xyz).all(axis=1)
+    finite = valid_points(chunk_xyz)
     return finite, to_z_up((chunk_xyz[finite] - origin).astype(np.float32), up)
 
 
@@ -71,7 +71,7 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
     low = np.full(3, np.inf)
     peak, has_colors = -np.inf, False
     for chunk in reader.chunks():
-        finite = np.isfinite(chunk.xyz).all(axis=1)
+        finite = valid_points(chunk.xyz)
         if finite.any():
             low = np.minimum(low, chunk.xyz[finite].min(axis=0))
         if chunk.colors is not None:
@@ -200,25 +200,25 @@ def tile_file_bytes(bounds: Bounds, grids: list[TileGrid]) -> int:
 
 def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid], up: str, folder: Path) -> None:
     """Pass 2: every finite point appended to the scratch file (:func:`tile_path`) of each tile of
-    each grid that reads it."""
-    files = [[open(tile_path(folder, g, t), "wb") for t in range(len(grid))] for g, grid in enumerate(grids)]
-    try:
-        for chunk in reader.chunks():
-            finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
-            records = np.empty(len(xyz), TILE_RECORD)
-            records["index"] = chunk.start + np.flatnonzero(finite)
-            records["xyz"] = xyz
-            rgb = reader.rgb(chunk)
-            records["rgb"] = 0 if rgb is None else rgb[finite]
-            for grid, grid_files in zip(grids, files):
-                owner = grid.owner(xyz[:, :2])
-                for tile, mask in grid.reading(xyz[:, :2]):
-                    part = records[mask]
-                    part["owned"] = owner[mask] == tile
-                    grid_files[tile].write(part.tobytes())
-    finally:
-        for f in (f for grid_files in files for f in grid_files):
-            f.close()
+    each grid that reads it. A tile's file is open only while one chunk's points are appended to it, so
+    a small budget's thousands of tiles never exhaust the process's open files."""
+    for grid_index, grid in enumerate(grids):
+        for tile in range(len(grid)):
+            tile_path(folder, grid_index, tile).touch()
+    for chunk in reader.chunks():
+        finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
+        records = np.empty(len(xyz), TILE_RECORD)
+        records["index"] = chunk.start + np.flatnonzero(finite)
+        records["xyz"] = xyz
+        rgb = reader.rgb(chunk)
+        records["rgb"] = 0 if rgb is None else rgb[finite]
+        for grid_index, grid in enumerate(grids):
+            owner = grid.owner(xyz[:, :2])
+            for tile, mask in grid.reading(xyz[:, :2]):
+                part = records[mask]
+                part["owned"] = owner[mask] == tile
+                with open(tile_path(folder, grid_index, tile), "ab") as out:
+                    out.write(part.tobytes())
 
 
 def tile_path(folder: Path, grid: int, tile: int) -> Path:

@@ -124,17 +124,26 @@ def test_pcseg_las_output_segmented_again(tmp_path, rng):
     np.testing.assert_array_equal(b.confidence, confidence)
 
 
-def test_las_input_with_a_foreign_label_dimension_is_refused(tmp_path, rng, checkpoint, capsys):
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+def test_las_input_with_its_own_label_dimensions_keeps_them(tmp_path, rng, checkpoint, capsys, suffix):
     header = laspy.LasHeader(version="1.4", point_format=6)
-    header.add_extra_dims([laspy.ExtraBytesParams("label", "f8")])
+    header.add_extra_dims([laspy.ExtraBytesParams("label", "f8"), laspy.ExtraBytesParams("confidence", "u1")])
     las = laspy.LasData(header)
     las.x, las.y, las.z = rng.uniform(0, 3, (3, 500))
+    las.label, las.confidence = rng.uniform(0, 9, 500), rng.integers(0, 255, 500)
     las.write(str(tmp_path / "in.las"))
-    with pytest.raises(PcsegError, match="'label' dimension of another type"):
-        write_labelled(tmp_path / "out.las", _read(tmp_path / "in.las"), *_random_labels(500))
-    assert main(["segment", str(tmp_path / "in.las"), "-o", str(tmp_path / "out.laz"), "--model", checkpoint]) == 2
-    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "out.laz").exists()
-    assert main(["segment", str(tmp_path / "in.las"), "-o", str(tmp_path / "out.ply"), "--model", checkpoint]) == 0
+    before = (tmp_path / "in.las").read_bytes()
+    assert main(["segment", str(tmp_path / "in.las"), "-o", str(tmp_path / f"out{suffix}"), "--model", checkpoint]) == 0
+    warning = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pcseg: warning:")]
+    assert warning == [f"pcseg: warning: {tmp_path / 'in.las'}: has its own 'label', 'confidence' dimensions, kept as "
+                       "it is; pcseg writes label as 'label_pcseg', confidence as 'confidence_pcseg'"]
+    out = laspy.read(str(tmp_path / f"out{suffix}"))
+    np.testing.assert_array_equal(out.label, las.label)  # the input's own, untouched
+    np.testing.assert_array_equal(out.confidence, las.confidence)
+    assert out.label_pcseg.dtype == np.uint8 and (out.label_pcseg < 13).all()
+    assert ((out.confidence_pcseg >= 0) & (out.confidence_pcseg <= 1)).all()
+    np.testing.assert_array_equal(out.classification, asprs_codes(out.label_pcseg))
+    assert (tmp_path / "in.las").read_bytes() == before
 
 
 def test_ply_to_las_keeps_points_colours_properties_and_marks_non_finite(tmp_path, rng):

@@ -63,7 +63,7 @@ def plan_outputs(args) -> list[tuple[Path, Path, Path | None, Path | None]]:
     done before any work."""
     from ..errors import PcsegError
     from ..fileutil import check_output_path
-    from ..io import READERS
+    from ..io import READERS, check_cloud_file
     from ..io.writers import folder_output_name, output_format
 
     inputs = [Path(p) for p in args.inputs]
@@ -72,6 +72,7 @@ def plan_outputs(args) -> list[tuple[Path, Path, Path | None, Path | None]]:
             raise PcsegError(f"{path}: no such file")
         if path.suffix.lower() not in READERS:
             raise PcsegError(f"{path}: unsupported file type (supported: {', '.join(sorted(READERS))})")
+        check_cloud_file(path)  # a bad header fails here, before the model loads
     several = len(inputs) > 1
     out = Path(args.output)
     to_folder = several or out.is_dir() or not out.suffix

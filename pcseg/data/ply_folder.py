@@ -7,8 +7,10 @@ property (see docs/FORMATS.md); the class table names them:
 - ``.json`` / ``.yaml``: a list of names (id = position) or a mapping ``{id: name}``;
 - ``.txt``: one name per line (id = line number from 0), or ``id name`` per line.
 
-Labels outside the table become 255 (unlabelled). Non-finite points are left out of the
-cache; clouds without colours are stored with mid-grey colours (128).
+Labels outside the table become 255 (unlabelled); labels that are not whole numbers (2.7) are an
+error. Every bad file of the folder is named in one message (headers are checked before any file
+is read; the rooms of the good files are kept in the cache for the run after the fix). Non-finite points are left out of the cache; clouds without colours are stored with
+mid-grey colours (128).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..classes import UNLABELLED
 from ..errors import PcsegError
+from ..io import check_cloud_file
 from .parallel import map_with_progress
 from .rooms import read_room_entry, room_is_complete, write_index, write_room
 
@@ -80,6 +83,9 @@ def _prepare_cloud(args) -> CloudReport:
         cloud = read_cloud(file)
     if cloud.labels is None:
         raise PcsegError(f"{file}: no label property (see docs/FORMATS.md for the names read)")
+    if cloud.non_integer_labels:
+        raise PcsegError(f"{file}: {cloud.non_integer_labels:,} of {len(cloud):,} labels are not whole "
+                         "numbers (class ids are integers)")
     valid = cloud.valid
     labels = cloud.labels[valid]
     unknown = (labels < 0) | (labels >= num_classes)
@@ -107,7 +113,25 @@ def prepare_ply_folder(src: os.PathLike, dst: os.PathLike, classes: os.PathLike,
     rels = [f"{a}/{f.stem}" for f, a, _, _ in jobs]
     if len(set(rels)) != len(rels):
         raise PcsegError(f"{src}: two files share a name within one area; names must be unique per area")
+    bad_headers = {file: message for file in files if (message := _error_of(check_cloud_file, file))}
+    readable = [job for job in jobs if job[0] not in bad_headers]
     dst.mkdir(parents=True, exist_ok=True)
-    reports = map_with_progress(_prepare_cloud, jobs, workers, "prepare", "cloud", progress)
-    write_index(dst, names, [r.entry for r in reports])
-    return reports
+    results = map_with_progress(_prepare_or_error, readable, workers, "prepare", "cloud", progress)
+    errors = list(bad_headers.values()) + [r for r in results if isinstance(r, str)]
+    if errors:  # the rooms of the good files stay in the cache: a run after the fix resumes them
+        raise PcsegError(f"{src}: {len(errors)} of {len(files)} files cannot be prepared: {'; '.join(errors)}")
+    write_index(dst, names, [r.entry for r in results])
+    return results
+
+
+def _error_of(fn, *args):
+    """``fn(*args)``, or the message of the :class:`PcsegError` it raises."""
+    try:
+        return fn(*args)
+    except PcsegError as exc:
+        return str(exc)
+
+
+def _prepare_or_error(args):
+    """:func:`_prepare_cloud`'s report, or its error message (so that every bad file is found)."""
+    return _error_of(_prepare_cloud, args)

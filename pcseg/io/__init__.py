@@ -14,10 +14,11 @@ from pathlib import Path
 from ..errors import PcsegError
 from .cloud import Cloud
 from .las import read_las
+from .las_layout import inspect_las
 from .pcd import read_pcd
 from .label_files import write_label_file, write_probabilities
 from .las_writer import write_labelled_las
-from .ply import read_ply, write_labelled_ply, write_ply
+from .ply import check_ply_header, read_ply, write_labelled_ply, write_ply
 from .writers import write_labelled
 
 READERS = {".ply": read_ply, ".las": read_las, ".laz": read_las, ".pcd": read_pcd}
@@ -40,6 +41,17 @@ def read_cloud(path: os.PathLike) -> Cloud:
     return reader(path)
 
 
-__all__ = ["Cloud", "read_cloud", "read_ply", "read_las", "read_pcd", "write_ply",
+def check_cloud_file(path: os.PathLike) -> None:
+    """Check a cloud file's header (PLY; LAS/LAZ: :func:`pcseg.io.las_layout.inspect_las`) against its
+    size without decoding its points: cheap, meant to run before any work. Raises :class:`PcsegError`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        check_ply_header(path)
+    elif suffix in (".las", ".laz"):
+        inspect_las(path)
+
+
+__all__ = ["check_cloud_file", "Cloud", "read_cloud", "read_ply", "read_las", "read_pcd", "write_ply",
            "write_labelled", "write_labelled_ply", "write_labelled_las", "write_label_file",
            "write_probabilities"]

@@ -1,7 +1,8 @@
 """Reading a cloud part by part, for clouds larger than memory (:mod:`pcseg.tiled`).
 
 Binary PLY vertices are memory-mapped one chunk at a time (so the mapped pages of earlier
-chunks are released), LAS/LAZ points come from laspy's chunk iterator. Each chunk carries
+chunks are released), LAS/LAZ points are decoded by laspy batch by batch
+(:class:`pcseg.io.las.LasFile`). Each chunk carries
 the rows the whole-file readers (:func:`pcseg.io.read_cloud`) would give for those points:
 absolute coordinates, colours (converted with the whole file's colour range) and the
 per-point properties that the labelled writers keep.
@@ -19,8 +20,8 @@ import numpy as np
 
 from ..errors import PcsegError
 from .cloud import colors_to_uint8
-from .las import fill_colors, las_rows, open_las
-from .ply import COLOR_NAMES, _check_header, _first_present
+from .las import LasFile, fill_colors, las_errors, las_rows
+from .ply import COLOR_NAMES, check_ply_header, _first_present
 
 #: Points per chunk read (about 30-60 MB of rows).
 CHUNK_POINTS = 1 << 20
@@ -73,9 +74,12 @@ class PlyChunks(ChunkedCloud):
     def __init__(self, path: Path):
         import plyfile
 
-        _check_header(path)
+        check_ply_header(path)
         with open(path, "rb") as fh:
-            header = plyfile.PlyData._parse_header(fh)
+            try:
+                header = plyfile.PlyData._parse_header(fh)
+            except (plyfile.PlyParseError, ValueError) as exc:  # ValueError: also a header that is not ASCII
+                raise PcsegError(f"{path}: unreadable PLY ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
             self.offset = fh.tell()
         if header.text:
             raise PcsegError(f"{path}: an ascii PLY cannot be read in parts; convert it to binary "
@@ -100,20 +104,27 @@ class PlyChunks(ChunkedCloud):
 
 
 class LasChunks(ChunkedCloud):
-    """LAS/LAZ through laspy's chunk iterator; colour properties are the uint8 colours."""
+    """LAS/LAZ through :class:`pcseg.io.las.LasFile`; colour properties are the uint8 colours.
+
+    ``count`` starts as the points the file can hold; a pass that ends early (a damaged or cut LAZ)
+    lowers it to the points read, with the one-line warning of the whole-file reader, and every later
+    pass stops there, so each pass gives the same points."""
 
     def __init__(self, path: Path):
-        with open_las(path) as reader:
-            count = int(reader.header.point_count)
-        super().__init__(path, count)
+        self.source = LasFile(path)
+        super().__init__(path, self.source.layout.readable)
+        self._counted = False
 
     def chunks(self, size: int = CHUNK_POINTS) -> Iterator[Chunk]:
         start = 0
-        with open_las(self.path) as reader:
-            for points in reader.chunk_iterator(size):
+        for points in self.source.batches(size, limit=self.count):
+            with las_errors(self.path):
                 xyz, colors, properties = las_rows(points)
-                yield Chunk(start, xyz, colors, properties)
-                start += len(xyz)
+            yield Chunk(start, xyz, colors, properties)
+            start += len(xyz)
+        if not self._counted:
+            self.source.warn_if_short(start)
+            self.count, self._counted = start, True
 
     def properties(self, chunk: Chunk) -> np.ndarray:
         return fill_colors(chunk.properties, self.rgb(chunk))

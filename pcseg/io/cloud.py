@@ -2,7 +2,8 @@
 
 Coordinates are split into a float64 ``origin`` and float32 offsets, so that
 georeferenced scans (1e5-1e7 m) keep millimetres while models work in float32.
-Non-finite points are kept (the point count never changes) but marked invalid.
+Non-finite points, and points farther than ``MAX_COORDINATE`` from 0 (a LAS file with an absurd
+scale), are kept (the point count never changes) but marked invalid.
 """
 
 from __future__ import annotations
@@ -14,7 +15,20 @@ from typing import Optional
 
 import numpy as np
 
+from ..classes import UNLABELLED
 from ..errors import PcsegError
+
+
+#: The largest coordinate magnitude of a valid point, metres: a million kilometres, far beyond any
+#: map projection or Earth-centred frame (coordinates beyond it come from damaged files or absurd scales).
+MAX_COORDINATE = 1e9
+
+
+def valid_points(xyz: np.ndarray) -> np.ndarray:
+    """(N,) bool: True where all three coordinates of ``xyz`` (N, 3) are finite and within
+    ``MAX_COORDINATE`` metres of 0."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(xyz) <= MAX_COORDINATE).all(axis=1)
 
 
 @dataclass
@@ -24,10 +38,11 @@ class Cloud:
     Attributes:
         xyz: (N, 3) float32, metres, relative to ``origin``; rows of invalid points are 0.
         origin: (3,) float64, metres; ``xyz + origin`` are the file's coordinates.
-        valid: (N,) bool, True where all three input coordinates were finite.
+        valid: (N,) bool, True where all three input coordinates were finite (:func:`valid_points`).
         rgb: (N, 3) uint8 colours, or None.
         normals: (N, 3) float32 unit-ish normals, or None.
-        labels: (N,) int64 labels read from the file, or None.
+        labels: (N,) int64 labels read from the file, or None; a float label that is not a whole
+            number (2.7, NaN) is 255 here and counted in ``non_integer_labels``.
         properties: structured array (N,) of every per-point property of the input, by name,
             kept so that writers can write them back; None for clouds made in memory.
         other_elements: further elements of the input file (e.g. mesh faces), written back as-is.
@@ -43,6 +58,7 @@ class Cloud:
     properties: Optional[np.ndarray] = None
     other_elements: list = field(default_factory=list)
     path: Optional[Path] = None
+    non_integer_labels: int = 0
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -66,14 +82,16 @@ class Cloud:
             raise PcsegError(f"{name}: expected coordinates of shape (N, 3), got {xyz.shape}")
         if xyz.shape[0] == 0:
             raise PcsegError(f"{name}: the cloud has zero points")
-        valid = np.isfinite(xyz).all(axis=1)
+        valid = valid_points(xyz)
         n_invalid = int(xyz.shape[0] - valid.sum())
         if n_invalid == xyz.shape[0]:
-            raise PcsegError(f"{name}: all {n_invalid} points have non-finite coordinates")
+            raise PcsegError(f"{name}: all {n_invalid} points have non-finite coordinates "
+                             f"(or beyond {MAX_COORDINATE:g} m)")
         if n_invalid:
-            warnings.warn(f"{name}: {n_invalid} of {xyz.shape[0]} points have non-finite "
-                          f"coordinates; they are kept and labelled unlabelled (255)",
+            warnings.warn(f"{name}: {n_invalid} of {xyz.shape[0]} points have non-finite coordinates "
+                          f"(or beyond {MAX_COORDINATE:g} m); they are kept and labelled unlabelled (255)",
                           stacklevel=2)
+        labels, non_integer = (None, 0) if labels is None else integer_labels(labels)
         finite = xyz[valid].astype(np.float64, copy=False)
         origin = np.floor(finite.min(axis=0))
         rel = np.zeros(xyz.shape, dtype=np.float32)
@@ -82,10 +100,20 @@ class Cloud:
             xyz=rel, origin=origin, valid=valid,
             rgb=None if rgb is None else np.ascontiguousarray(rgb, dtype=np.uint8),
             normals=None if normals is None else np.ascontiguousarray(normals, dtype=np.float32),
-            labels=None if labels is None else np.asarray(labels).astype(np.int64),
-            properties=properties, other_elements=list(other_elements or []),
-            path=None if path is None else Path(path),
+            labels=labels, properties=properties, other_elements=list(other_elements or []),
+            path=None if path is None else Path(path), non_integer_labels=non_integer,
         )
+
+
+def integer_labels(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """((N,) int64 labels of ``values`` (N,) of any numeric type, the count of values that are not whole
+    numbers): floats with a fraction or non-finite become ``UNLABELLED`` (255), never truncated."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        return values.astype(np.int64), 0
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(values) & (values == np.round(values))
+    return np.where(whole, values, UNLABELLED).astype(np.int64), int((~whole).sum())
 
 
 def color_peak(channels: np.ndarray) -> float:

@@ -8,7 +8,12 @@ extra-bytes dimensions add the exact class id (``label``, uint8, 255 unlabelled)
   header (version, point format, scales, offsets, VLRs and EVLRs such as the CRS) and
   every dimension are kept bit for bit; only ``classification`` changes, the input's
   classification being kept as ``classification_input``. A pcseg output segmented again
-  has its ``label`` and ``confidence`` replaced and its ``classification_input`` kept.
+  has its ``label`` and ``confidence`` replaced and its ``classification_input`` kept; an
+  input dimension of one of those names that pcseg did not write is kept, and pcseg's
+  takes a free name (``label_pcseg``), said in one line. The creation date and a LAS 1.0
+  version are kept as the input's bytes; a COPC input is written as plain LAS/LAZ (its
+  index records dropped), said in one line. Only the points the reader read are written
+  (a file holding fewer than its header declares).
 * Any other input becomes LAS 1.4, point format 7 with colours (8-bit colours scaled by
   257 to 16 bits) or 6 without, 1 mm scale, offset at the cloud's origin; every other
   numeric input property becomes an extra-bytes dimension of its type (named
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 import numpy as np
 
@@ -27,6 +33,7 @@ from ..errors import PcsegError
 from ..fileutil import atomic_path, check_output_path
 from .asprs import asprs_codes
 from .cloud import Cloud
+from .las import LasFile, las_errors
 from .labelled import output_confidence, output_labels, output_property_names
 from .ply import COLOR_NAMES
 
@@ -41,6 +48,13 @@ INPUT_CLASSIFICATION = "classification_input"
 CHUNK_POINTS = 1_000_000
 #: Coordinate resolution (metres) of outputs made from non-LAS inputs.
 NEW_FILE_SCALE = 0.001
+#: Appended to one of pcseg's dimension names when a LAS input has a dimension of that name.
+PCSEG_SUFFIX = "_pcseg"
+#: The user id of a COPC file's index records (its info VLR and hierarchy EVLR).
+COPC_USER_ID = "copc"
+#: Bytes of the creation day and year, and the byte of the minor version, in a LAS header.
+HEADER_DATE = slice(90, 94)
+HEADER_MINOR_VERSION = 25
 #: LAS extra-bytes names are at most this many characters.
 MAX_NAME_LENGTH = 32
 
@@ -62,21 +76,59 @@ def _input_extra_dimensions(header) -> dict:
             for name in header.point_format.extra_dimension_names}
 
 
-def _dimensions_to_add(source: Path, header) -> list:
-    """The pcseg extra dimensions a LAS input lacks; PcsegError when one it has differs in type."""
+def _is_pcseg_dimension(info, param) -> bool:
+    """True when the input dimension ``info`` is the one pcseg wrote as ``param`` (an earlier pcseg output)."""
+    return (info.num_elements == 1 and info.scales is None and info.dtype == np.dtype(param.type)
+            and info.description == param.description)
+
+
+def _free_name(name: str, taken: set) -> str:
+    """``name`` + ``PCSEG_SUFFIX`` (then a number) not among ``taken``."""
+    candidate, number = name + PCSEG_SUFFIX, 2
+    while candidate in taken:
+        candidate, number = f"{name}{PCSEG_SUFFIX}{number}", number + 1
+    return candidate
+
+
+def _output_dimensions(header) -> tuple[dict, list, list]:
+    """pcseg's dimensions in the output of a LAS input of ``header``: (output name by pcseg's name, the
+    ExtraBytesParams to add, (name, output name) of those moved to a free name because the input has a
+    dimension of that name that pcseg did not write). An earlier pcseg output's own ``label`` and
+    ``confidence`` are reused (replaced), its ``classification_input`` kept."""
     import laspy
 
     existing = _input_extra_dimensions(header)
-    wanted = _pcseg_dimensions() + [laspy.ExtraBytesParams(INPUT_CLASSIFICATION, "u1", "the input's classification")]
-    missing = []
-    for param in wanted:
+    taken = set(header.point_format.dimension_names)
+    names, added, moved = {}, [], []
+    for param in _pcseg_dimensions() + [laspy.ExtraBytesParams(INPUT_CLASSIFICATION, "u1", "the input's classification")]:
         info = existing.get(param.name)
-        if info is None:
-            missing.append(param)
-        elif info.num_elements != 1 or info.scales is not None or info.dtype != np.dtype(param.type):
-            raise PcsegError(f"{source}: has a '{param.name}' dimension of another type than pcseg's "
-                             f"{np.dtype(param.type)}; write a .ply output instead")
-    return missing
+        if info is not None and _is_pcseg_dimension(info, param):
+            names[param.name] = param.name
+            continue
+        name = param.name if param.name not in taken else _free_name(param.name, taken)
+        taken.add(name)
+        if name != param.name:
+            moved.append((param.name, name))
+        names[param.name] = name
+        added.append(laspy.ExtraBytesParams(name, param.type, param.description))
+    return names, added, moved
+
+
+def _output_header(source: Path, header):
+    """The header of the labelled copy of the LAS input ``source`` of ``header`` (copied): pcseg's
+    dimensions added, a COPC file's index records dropped; (header, :func:`_output_dimensions`'s
+    result). PcsegError when laspy cannot make it."""
+    import laspy
+
+    with las_errors(source, "cannot be copied to LAS"):
+        out = copy.deepcopy(header)
+        if out.version.minor == 0:  # laspy writes LAS 1.2, the same layout; the version byte is restored
+            out.version = laspy.header.Version(1, 2)
+        for records in (out.vlrs, out.evlrs or []):
+            records[:] = [r for r in records if r.user_id != COPC_USER_ID]
+        dimensions = _output_dimensions(out)
+        out.add_extra_dims(dimensions[1])
+    return out, dimensions
 
 
 def _new_point_format(cloud: Cloud) -> int:
@@ -102,18 +154,16 @@ def _new_file_properties(cloud: Cloud) -> list[tuple[str, str, np.ndarray]]:
 def check_las_output(path: os.PathLike, cloud: Cloud) -> None:
     """Raise :class:`PcsegError` when ``cloud`` cannot be written to LAS at ``path``, before any work.
 
-    A LAS input must still hold ``len(cloud)`` points and have no extra dimension named like
-    pcseg's of another type; a non-LAS cloud must fit the 1 mm grid (an extent under 2,147 km)
-    and have property names LAS can hold.
+    A LAS input must still hold ``len(cloud)`` points and its output header must be possible;
+    a non-LAS cloud must fit the 1 mm grid (an extent under 2,147 km) and have property names LAS
+    can hold.
     """
-    import laspy
-
     if is_las_cloud(cloud):
-        with laspy.open(str(cloud.path)) as reader:
-            if reader.header.point_count != len(cloud):
-                raise PcsegError(f"{cloud.path}: holds {reader.header.point_count} points, "
-                                 f"but the cloud has {len(cloud)}")
-            _dimensions_to_add(cloud.path, reader.header)
+        source = LasFile(cloud.path)
+        if source.layout.readable < len(cloud):
+            raise PcsegError(f"{cloud.path}: holds {source.layout.readable} points, but the cloud has {len(cloud)}")
+        with source.open() as reader:
+            _output_header(cloud.path, reader.header)
         return
     extent = float(np.abs(cloud.xyz[cloud.valid]).max(initial=0.0))
     if extent / NEW_FILE_SCALE >= 2**31:
@@ -147,30 +197,66 @@ def write_labelled_las(path: os.PathLike, cloud: Cloud, labels: np.ndarray, conf
 
 
 def _copy_las(source: Path, target: Path, labels: np.ndarray, confidence: np.ndarray, compress: bool) -> None:
-    """Copy the LAS/LAZ ``source`` to ``target`` chunk by chunk with pcseg's dimensions set."""
+    """Copy the first ``len(labels)`` points of the LAS/LAZ ``source`` (those the reader read) to ``target``
+    chunk by chunk with pcseg's dimensions set; the header's creation date (and version 1.0) restored."""
     import laspy
 
-    with laspy.open(str(source)) as reader:
-        header = copy.deepcopy(reader.header)
-        new_dimensions = _dimensions_to_add(source, reader.header)
-        header.add_extra_dims(new_dimensions)
-        keep_input_classification = INPUT_CLASSIFICATION in {p.name for p in new_dimensions}
+    las = LasFile(source)
+    with las.open() as reader:
+        header, (names, added, moved) = _output_header(source, reader.header)
+        input_evlrs = reader.header.evlrs
+    _tell_changes(source, moved, las.layout, compress)
+    # an earlier pcseg output's classification_input is kept, not replaced by its ASPRS codes
+    keep_input_classification = any(p.name == names[INPUT_CLASSIFICATION] for p in added)
+    with las_errors(source, "cannot be copied to LAS"):
         with laspy.open(str(target), mode="w", header=header, do_compress=compress) as writer:
             start = 0
-            for chunk in reader.chunk_iterator(CHUNK_POINTS):
+            for chunk in las.batches(CHUNK_POINTS, limit=len(labels)):
                 stop = start + len(chunk)
                 records = laspy.ScaleAwarePointRecord.zeros(len(chunk), header=header)
                 for name in chunk.array.dtype.names:
                     records.array[name] = chunk.array[name]
                 if keep_input_classification:
-                    records[INPUT_CLASSIFICATION] = np.asarray(chunk.classification)
+                    records[names[INPUT_CLASSIFICATION]] = np.asarray(chunk.classification)
                 records.classification = asprs_codes(labels[start:stop])
-                records["label"] = labels[start:stop]
-                records["confidence"] = confidence[start:stop]
+                records[names["label"]] = labels[start:stop]
+                records[names["confidence"]] = confidence[start:stop]
                 writer.write_points(records)
                 start = stop
-            if reader.header.evlrs:
-                writer.write_evlrs(reader.header.evlrs)
+            evlrs = [r for r in input_evlrs or [] if r.user_id != COPC_USER_ID]
+            if evlrs:
+                writer.write_evlrs(laspy.vlrs.vlrlist.VLRList(evlrs))
+    if start != len(labels):
+        raise PcsegError(f"{source}: holds {start} points now, but {len(labels)} were read and segmented")
+    _restore_header_fields(source, target)
+
+
+def _tell_changes(source: Path, moved: list, layout, compress: bool) -> None:
+    """Warn (one line each) about pcseg dimensions written under free names, a COPC input written plainly
+    and extended records lost with the end of a cut file."""
+    if moved:
+        warnings.warn(f"{source}: has its own {', '.join(repr(a) for a, _ in moved)} dimension"
+                      f"{'s' if len(moved) > 1 else ''}, kept as it is; pcseg writes "
+                      f"{', '.join(f'{a} as {b!r}' for a, b in moved)}", stacklevel=3)
+    if not layout.evlrs_intact:
+        warnings.warn(f"{source}: its extended variable-length records lie beyond the end of the file; "
+                      "they are not copied", stacklevel=3)
+    if layout.copc:
+        warnings.warn(f"{source}: a COPC file; written as a plain {'LAZ' if compress else 'LAS'} file "
+                      "(its spatial index is not kept)", stacklevel=3)
+
+
+def _restore_header_fields(source: Path, target: Path) -> None:
+    """Give ``target`` the raw creation day and year of ``source``'s header (laspy writes today's date
+    for one it cannot read, such as 0) and, for a LAS 1.0 input, its version byte."""
+    with open(source, "rb") as fh:
+        head = fh.read(HEADER_DATE.stop)
+    with open(target, "r+b") as fh:
+        fh.seek(HEADER_DATE.start)
+        fh.write(head[HEADER_DATE])
+        if head[HEADER_MINOR_VERSION] == 0:
+            fh.seek(HEADER_MINOR_VERSION)
+            fh.write(b"\0")
 
 
 def _new_las(cloud: Cloud, labels: np.ndarray, confidence: np.ndarray):

@@ -9,6 +9,8 @@ little-endian PLY, atomically.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -36,9 +38,13 @@ _TYPE_SIZES = {
     "double": 8, "float64": 8,
 }
 _MAX_HEADER_BYTES = 1 << 20
+#: Numpy types of PLY properties (char, uchar, short, ushort, int, uint, float, double).
+PLY_TYPES = {"i1", "u1", "i2", "u2", "i4", "u4", "f4", "f8"}
+#: A property name every PLY reader parses.
+PLY_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
-def _check_header(path: Path) -> None:
+def check_ply_header(path: Path) -> None:
     """Validate what can be validated before plyfile allocates anything.
 
     Raises :class:`PcsegError` for an empty file, a file that is not a PLY, a header
@@ -121,7 +127,7 @@ def _first_present(names, fields):
 def read_ply(path: os.PathLike) -> Cloud:
     """Read a PLY file into a :class:`Cloud`; every vertex property is kept by name."""
     path = Path(path)
-    _check_header(path)
+    check_ply_header(path)
     try:
         # Memory mapping is plyfile's vectorised path for binary elements without list
         # properties (mmap=False parses point by point); the copy below releases the map.
@@ -211,21 +217,49 @@ def write_labelled_ply(path: os.PathLike, cloud: Cloud, labels: np.ndarray,
         base = np.empty(len(cloud), dtype=[("x", ctype), ("y", ctype), ("z", ctype)])
         for i, axis in enumerate("xyz"):
             base[axis] = absolute[:, i]
-    vertex = labelled_vertex(base, labels, confidence, keep_colors and cloud.rgb is not None)
+    vertex = labelled_vertex(base, labels, confidence, keep_colors and cloud.rgb is not None, target=path)
     _write(path, vertex, cloud.other_elements)
     return path
 
 
+def ply_fields(fields: list, target: Optional[Path] = None) -> list:
+    """``fields`` ((name, numpy type) of output rows) as PLY holds them: a name with characters besides
+    ASCII letters, digits and ``_`` gets ``_`` for each (made unique), a type PLY lacks becomes
+    float64 (64-bit integers: exact up to 2**53) or, for booleans, uint8; the changes said in one
+    warning (naming the output ``target`` when given)."""
+    used, safe, changes = {name for name, _ in fields}, [], []
+    for name, kind in fields:
+        kind = np.dtype(kind)
+        new_name = name
+        if not PLY_NAME.fullmatch(name):
+            new_name = re.sub(r"[^A-Za-z0-9_]", "_", name) or "property"
+            while new_name in used:
+                new_name += "_"
+            used.add(new_name)
+            changes.append(f"{name!r} renamed {new_name!r}")
+        if kind.newbyteorder("=").str[1:] not in PLY_TYPES:
+            new_kind = np.dtype("u1") if kind.kind == "b" else np.dtype("f8")
+            changes.append(f"{new_name!r} ({kind.name}) written as {'uchar' if kind.kind == 'b' else 'double'}")
+            kind = new_kind
+        safe.append((new_name, kind))
+    if changes:
+        where = f"{target}: " if target is not None else ""
+        warnings.warn(f"{where}PLY cannot hold every input property as it is: {'; '.join(changes)}", stacklevel=3)
+    return safe
+
+
 def labelled_vertex(base: np.ndarray, labels: np.ndarray, confidence: Optional[np.ndarray],
-                    keep_input_colors: bool) -> np.ndarray:
+                    keep_input_colors: bool, target: Optional[Path] = None) -> np.ndarray:
     """The output rows of :func:`write_labelled_ply` for input rows ``base`` (n,), checked ``labels``
     (n,) and ``confidence`` (n,) or None: ``base``'s fields (renamed when they clash with the added
-    ones), its colours replaced by the class colours unless ``keep_input_colors``, ``label``, ``confidence``."""
+    ones, converted as :func:`ply_fields` says for the output ``target``), its colours replaced by the
+    class colours unless ``keep_input_colors``, ``label``, ``confidence``."""
     added = ("label",) if confidence is None else ("label", "confidence")
     input_colors = _first_present(COLOR_NAMES, base.dtype.names)
     dropped = set() if keep_input_colors or input_colors is None else set(input_colors)
     kept = output_property_names([n for n in base.dtype.names if n not in dropped], added)
-    fields = [(kept[name], base.dtype[name]) for name in kept]
+    fields = ply_fields([(kept[name], base.dtype[name]) for name in kept], target)
+    kept = {name: out_name for name, (out_name, _) in zip(kept, fields)}
     if not keep_input_colors:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
     fields.append(("label", "i4"))
