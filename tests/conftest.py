@@ -35,3 +35,20 @@ def real_rooms() -> Path:
 def rng() -> np.random.Generator:
     """A seeded numpy generator, so failures reproduce."""
     return np.random.default_rng(1234)
+
+
+def untrained_checkpoint(path: Path, stride: float = 0.5) -> Path:
+    """An untrained PointNet (seed 0) saved as a checkpoint at ``path``: 256 points per 1 m block
+    at ``stride`` metres, the 13 S3DIS classes, for tests that run inference fast."""
+    import torch
+
+    from pcseg.checkpoint import save_checkpoint
+    from pcseg.classes import S3DIS_CLASSES
+    from pcseg.models import build
+
+    torch.manual_seed(0)
+    model = build("pointnet", 13, 9)
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config,
+                           "data": {"feature_set": "xyzrgbn", "num_points": 256, "block_size": 1.0, "stride": stride},
+                           "class_names": list(S3DIS_CLASSES)})
+    return path

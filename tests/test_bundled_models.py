@@ -52,7 +52,7 @@ def test_readme_demo_labels_the_sample_room(tmp_path):
     labels = np.asarray(plyfile.PlyData.read(str(work / "room_labelled.ply"))["vertex"]["label"])
     truth = np.asarray(plyfile.PlyData.read(str(ROOT / "datasets" / "samples" / "room_labels.ply"))["vertex"]["label"])
     assert (work / "room.png").stat().st_size > 10_000
-    assert (labels == truth).mean() > 0.9                 # the card: OA 97.5 on this room
+    assert (labels == truth).mean() > 0.8                 # OA 85.9 (acnn_real.md): a generated room
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import yaml
 
 from pcseg import claims
 from pcseg.checkpoint import load_checkpoint
+from pcseg.config import DATA_DEFAULTS
 from pcseg.cli import main
 from pcseg.errors import PcsegError
 from pcseg.fileutil import atomic_path, deferred_renames
@@ -87,7 +88,8 @@ def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith(f"pcseg: error: {run}: another pcseg run (pid {first.pid} on ")
     assert first.wait(timeout=600) == 0, log.read_text()
     expected = yaml.safe_load(first_config.read_text())
-    assert yaml.safe_load((run / "config.yaml").read_text()) == expected
+    spelt_out = {**expected, "data": {**DATA_DEFAULTS, **expected["data"]}}  # every data setting, defaults too
+    assert yaml.safe_load((run / "config.yaml").read_text()) == spelt_out
     assert load_checkpoint(run / "last.pt")["config"] == expected
     holder = hold_claim(run)  # a run that died holding the folder
     holder.kill()

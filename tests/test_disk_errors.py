@@ -23,7 +23,7 @@ def no_model(monkeypatch):
 
 def segment_args(job, out, *extra):
     room, checkpoint, _ = job
-    return ["segment", str(room), "-o", str(out), "--model", str(checkpoint), "--device", "cpu", *extra]
+    return ["segment", str(room), "-o", str(out), "--model", str(checkpoint), "--device", "cpu", "--up", "z", *extra]
 
 
 def one_error_line(capsys) -> str:

@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from pcseg.classes import S3DIS_CLASSES as CLASS_NAMES
+from pcseg.config import load_config
 from pcseg.data.compact import STEP, pack_caches, unpack_caches
 from pcseg.data.rooms import load_index, load_room, write_index, write_room
+from pcseg.data.sources import source_specs
 from pcseg.errors import PcsegError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +62,12 @@ def test_pack_refuses_rooms_too_large_and_unpack_foreign_files(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_dry_run_trains_one_tiny_epoch_and_reports(tmp_path):
-    caches = {"lidar": _cache(tmp_path / "lidar", {"Area_6/office_2": 400, "Area_3/hallway_3": 300}, 1),
-              "scannet": _cache(tmp_path / "scannet", {"scene0001/scene0001_00": 400}, 2)}
+    # one small random room for every room or area the default recipe names
+    specs = source_specs(load_config("acnn_real")["data"])
+    caches = {spec["name"]: _cache(tmp_path / spec["name"],
+                                   {name if "/" in name else f"{name}/room": 200
+                                    for name in spec["areas_train"] + spec["areas_val"]}, seed)
+              for seed, spec in enumerate(specs)}
     pack = pack_caches(caches, tmp_path / "pack.npz")
     out = tmp_path / "out"
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(out), OMP_NUM_THREADS="1")
@@ -71,7 +77,7 @@ def test_dry_run_trains_one_tiny_epoch_and_reports(tmp_path):
     report = json.loads((out / "gpu_train.json").read_text())
     assert report["ok"] and report["dry_run"] and report["config"] == "acnn_real"
     steps = {s["name"]: s for s in report["steps"]}
-    assert steps["unpack"]["rooms"] == {"lidar": 2, "scannet": 1}
+    assert steps["unpack"]["rooms"] == {spec["name"]: len(spec["areas_train"]) + len(spec["areas_val"]) for spec in specs}
     assert steps["train"]["exit_code"] == 0 and not steps["train"]["stopped_by_budget"]
     assert report["checkpoints"] == ["best.pt", "last.pt"]
     assert "gpu_train: ok" in (out / "gpu_train.log").read_text()

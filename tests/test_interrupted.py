@@ -13,16 +13,13 @@ from pathlib import Path
 import numpy as np
 import plyfile
 import pytest
-import torch
 
+from conftest import untrained_checkpoint
 from pcseg import tiled
-from pcseg.checkpoint import save_checkpoint
 from pcseg.claims import claim_file
-from pcseg.classes import S3DIS_CLASSES
 from pcseg.cli import main
 from pcseg.data.synthetic import generate_room
 from pcseg.io import write_ply
-from pcseg.models import build
 
 #: A budget of about 1,500 points a tile: a dozen model tiles for the room below.
 BUDGET = str(tiled.BASE_BYTES + 1500 * tiled.TILE_BYTES_PER_POINT)
@@ -45,12 +42,7 @@ def _make_job(folder):
     cloud = generate_room(3, kind="office", density=60)
     room = folder / "room.ply"
     write_ply(room, cloud.xyz, cloud.rgb)
-    torch.manual_seed(0)
-    model = build("pointnet", 13, 9)
-    checkpoint = folder / "model.pt"
-    save_checkpoint(checkpoint, {"model": model.state_dict(), "model_config": model.config,
-                                 "data": {"feature_set": "xyzrgbn", "num_points": 256, "block_size": 1.0, "stride": 0.5},
-                                 "class_names": list(S3DIS_CLASSES)})
+    checkpoint = untrained_checkpoint(folder / "model.pt")
     reference = folder / "reference.ply"
     assert main(["segment", str(room), "-o", str(reference), *options(checkpoint)]) == 0
     return room, checkpoint, _rows(reference)

@@ -134,7 +134,8 @@ def test_las_input_with_its_own_label_dimensions_keeps_them(tmp_path, rng, check
     las.write(str(tmp_path / "in.las"))
     before = (tmp_path / "in.las").read_bytes()
     assert main(["segment", str(tmp_path / "in.las"), "-o", str(tmp_path / f"out{suffix}"), "--model", checkpoint]) == 0
-    warning = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pcseg: warning:")]
+    warning = [ln for ln in capsys.readouterr().err.splitlines()  # a random cloud: no indoor scan, said apart
+               if ln.startswith("pcseg: warning:") and "does not look like an indoor scan" not in ln]
     assert warning == [f"pcseg: warning: {tmp_path / 'in.las'}: has its own 'label', 'confidence' dimensions, kept as "
                        "it is; pcseg writes label as 'label_pcseg', confidence as 'confidence_pcseg'"]
     out = laspy.read(str(tmp_path / f"out{suffix}"))

@@ -4,16 +4,14 @@ written in tiles, and the output is the untiled run's, labels on tile borders in
 import numpy as np
 import plyfile
 import pytest
-import torch
 
-from pcseg.checkpoint import save_checkpoint
-from pcseg.classes import S3DIS_CLASSES, UNLABELLED
+from conftest import untrained_checkpoint
+from pcseg.classes import UNLABELLED
 from pcseg.cli import main
 from pcseg.data.synthetic import generate_room
 from pcseg.errors import PcsegError
 from pcseg.io import write_ply
 from pcseg.io.chunked import open_chunked
-from pcseg.models import build
 from pcseg import refine, tile_plan, tiled
 
 #: A budget that leaves room for about this many points per haloed tile.
@@ -26,13 +24,7 @@ def budget_for(points):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build("pointnet", 13, 9)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config,
-                           "data": {"feature_set": "xyzrgbn", "num_points": 256, "block_size": 1.0, "stride": 0.5},
-                           "class_names": list(S3DIS_CLASSES)})
-    return str(path)
+    return str(untrained_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt"))
 
 
 @pytest.fixture(scope="module")

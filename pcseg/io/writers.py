@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -80,5 +81,7 @@ def expected_size(path: os.PathLike, cloud: Cloud) -> int:
     if fmt in ("npy", "txt"):
         return 128 + n * (1 if fmt == "npy" else 4)
     base = cloud.properties[:1] if cloud.properties is not None else np.zeros(1, [("x", "f8"), ("y", "f8"), ("z", "f8")])
-    row = labelled_vertex(base, np.zeros(1, np.int64), np.zeros(1, np.float32), False).dtype.itemsize
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a property PLY cannot hold is said when the output is written
+        row = labelled_vertex(base, np.zeros(1, np.int64), np.zeros(1, np.float32), False).dtype.itemsize
     return int(4096 + n * row * (LAZ_RATIO if fmt == "laz" else 1))

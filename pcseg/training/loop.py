@@ -280,7 +280,7 @@ def train(config: dict, out_dir, resume: bool = False, progress: bool = True) ->
             is_best = score > state["best"]
             if is_best:
                 state["best"] = score
-            save_checkpoint(run.last, payload())
+            save_checkpoint(run.last, payload(metrics=record))
             if is_best:
                 save_checkpoint(run.best, payload(metrics=record))
             run.write_metrics(finite_json(state["records"]))
