@@ -5,8 +5,8 @@ part clutter, part door. This step finds the flat, connected patches of a cloud 
 ceilings, table tops) and gives every point of a large patch the patch's mean probabilities;
 points off such patches (chairs, clutter, edges) keep their own. It runs after the model, on the
 probabilities :func:`pcseg.infer.predict_probabilities` returns (``pcseg segment`` and
-``pcseg eval`` do it where the model asks for it, see :func:`add_refine_arguments`). Its thresholds were chosen on the real
-validation rooms of ``datasets/REAL.md``.
+``pcseg eval`` do it where the model asks for it, :func:`model_refines`). Its thresholds were
+chosen on the real validation rooms of ``datasets/REAL.md``.
 
 All lengths are metres, in the cloud's z-up frame:
 
@@ -41,6 +41,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .config import DATA_DEFAULTS
 from .data.voxels import voxel_subsample
 
 #: Side of the voxels the patches are made of, metres.
@@ -231,6 +232,12 @@ def _group_means(column, columns: int, group: np.ndarray, groups: int) -> np.nda
     count = np.bincount(group, minlength=groups).astype(np.float64)
     sums = np.stack([np.bincount(group, column(c), groups) for c in range(columns)], axis=1)
     return sums / count[:, None]
+
+
+def model_refines(data: dict, refine: Optional[bool] = None) -> bool:
+    """Whether flat patches are voted: ``refine`` when given, else the model's own setting (its
+    checkpoint's ``data.refine``, true where it says nothing)."""
+    return bool(data.get("refine", DATA_DEFAULTS["refine"]) if refine is None else refine)
 
 
 def add_refine_arguments(parser, on: str = "the points of each large flat patch (a wall, a floor, a table "

@@ -8,9 +8,9 @@ Every point gets a label: valid points the class with the highest voted probabil
 non-finite points 255 (unlabelled), so ``len(labels) == len(cloud)``. Clouds without
 colours are segmented with the constant grey of :data:`pcseg.data.features.MISSING_RGB`
 when the model's feature set has colour channels. By default the model runs on one point
-per 2 cm voxel (``voxel_size``) and the points of a voxel share its label; then the points of
-each large flat patch (a wall, a floor, a table top) share the patch's mean probabilities
-(:mod:`pcseg.refine`; ``refine=False`` keeps the model's own). The cloud's up axis and unit are
+per 2 cm voxel (``voxel_size``) and the points of a voxel share its label; then, where the model
+asks for it (``refine``, default: the checkpoint's ``data.refine``), the points of each large flat
+patch (a wall, a floor, a table top) share the patch's mean probabilities (:mod:`pcseg.refine`). The cloud's up axis and unit are
 found from the cloud unless given (``up``, ``units``; :mod:`pcseg.placement`); :func:`segment`
 warns with what it assumed and when the cloud does not look like an indoor scan.
 """
@@ -32,7 +32,7 @@ from .errors import PcsegError
 from .infer import predict_probabilities
 from .io import Cloud, read_cloud
 from .placement import Placement, place
-from .refine import refine_probabilities
+from .refine import model_refines, refine_probabilities
 from .units import check_units
 from .up_axis import check_up
 
@@ -120,7 +120,7 @@ class Segmenter:
             raise PcsegError(f"--voxel-size must be in [0, block size {block:g}), got {voxel_size}")
         return cls(net, list(meta["class_names"]), data["feature_set"], int(num_points), float(block),
                    float(stride), device, int(batch_size), up, float(voxel_size), int(votes),
-                   data["colours"], bool(data.get("refine", True) if refine is None else refine), units)
+                   data["colours"], model_refines(data, refine), units)
 
     def place(self, cloud: Cloud, name: str = "cloud") -> Placement:
         """The cloud's up axis and unit for this segmenter's settings (see :func:`pcseg.placement.place`)."""

@@ -16,6 +16,7 @@ and writes the report, so the path cannot rot between GPU runs.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import os
@@ -45,11 +46,11 @@ def config_sources(config_name: str) -> tuple[dict, dict[str, str]]:
 
 def gpu_config(config: dict, roots: dict[str, Path], dry_run: bool, epochs: int | None) -> dict:
     """``config`` reading the unpacked caches, on the GPU (or, for a dry run, one tiny CPU epoch)."""
-    config = json.loads(json.dumps(config))
+    config = copy.deepcopy(config)
     for spec in config["data"]["sources"]:
         spec["root"] = str(roots[spec["name"]])
     train = config["train"]
-    train.update(device="cpu" if dry_run else "cuda", init=train.get("init"))
+    train["device"] = "cpu" if dry_run else "cuda"
     if epochs:
         train["epochs"] = epochs
     if dry_run:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..refine import add_refine_arguments
+from ..refine import add_refine_arguments, model_refines
 
 
 def register(subparsers) -> None:
@@ -84,7 +84,7 @@ def run(args) -> int:
         if not rooms:
             raise PcsegError(f"{root}: no rooms in areas {', '.join(areas)}")
         plan.append((name, root, areas, rooms))
-    refine = meta["data"].get("refine", True) if args.refine is None else args.refine
+    refine = model_refines(meta["data"], args.refine)
     results = {}
     for name, root, areas, rooms in plan:
         result = evaluate_rooms(model, root, rooms, meta["data"], len(meta["class_names"]), device,

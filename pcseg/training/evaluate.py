@@ -9,7 +9,7 @@ from tqdm import tqdm
 from ..data.rooms import load_room
 from ..infer import predict_probabilities
 from ..metrics import average_precision, confusion_matrix, scores
-from ..refine import refine_probabilities
+from ..refine import model_refines, refine_probabilities
 
 
 def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classes: int,
@@ -34,7 +34,7 @@ def evaluate_rooms(model: torch.nn.Module, root, entries, data: dict, num_classe
                                       block_size=data["block_size"], stride=data["stride"],
                                       batch_size=batch_size, device=device, votes=votes, progress=False,
                                       colours=data["colours"])
-        if data.get("refine", True) if refine is None else refine:
+        if model_refines(data, refine):
             probs = refine_probabilities(xyz, probs)
         target = np.asarray(room.labels)
         room_cm = confusion_matrix(target, probs.argmax(1), num_classes)

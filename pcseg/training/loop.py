@@ -99,7 +99,7 @@ def _data_flag(data: dict, key: str) -> bool:
     """A true/false ``data`` setting (default true): ``colours`` false trains (and makes inference
     run) without reading colours; ``refine`` false validates, and makes inference run, without
     the flat-patch voting of :mod:`pcseg.refine`."""
-    value = data.get(key, True)
+    value = data.get(key, DATA_DEFAULTS[key])
     if not isinstance(value, bool):
         raise PcsegError(f"data.{key} must be true or false, got {value!r}")
     return value
