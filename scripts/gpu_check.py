@@ -162,6 +162,33 @@ def evaluate_targets(rows: list[dict], cuda_tests: dict) -> dict:
     return targets
 
 
+def cuda_build_env(env: dict, environment_info: dict) -> dict:
+    """``env`` for building pcseg._C with CUDA on this machine: FORCE_CUDA, the GPU's arch (9.0
+    without one), all cores, and the CUDA_HOME found by :func:`environment`."""
+    build = dict(env, FORCE_CUDA="1", MAX_JOBS=str(os.cpu_count() or 4),
+                 TORCH_CUDA_ARCH_LIST=environment_info.get("capability") or "9.0")
+    if environment_info.get("cuda_home"):
+        build["CUDA_HOME"] = environment_info["cuda_home"]
+    return build
+
+
+def build_in_place(log, env: dict, build_env: dict, timeout: float) -> dict:
+    """Build pcseg._C in place (``build_env``) and return its ``build_info()`` ({} on failure)."""
+    for old in (ROOT / "pcseg").glob("_C*.so"):
+        old.unlink()
+    code, _ = run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], log, timeout, build_env)
+    if code != 0:
+        return {}
+    return extension_info(log, env)
+
+
+def extension_info(log, env: dict) -> dict:
+    """``pcseg.ops.build_info()`` of the extension in place ({} when it does not import)."""
+    code, text = run([sys.executable, "-c", "import json, pcseg.ops as o; print(json.dumps(o.build_info()))"],
+                     log, 60, env)
+    return json.loads(text.strip().splitlines()[-1]) if code == 0 else {}
+
+
 class Check:
     """The stages, their time budget and the report."""
 
@@ -200,11 +227,7 @@ class Check:
     # ------------------------------------------------------------------ stages
 
     def build(self, timeout: float):
-        env = dict(self.env, FORCE_CUDA="1", MAX_JOBS=str(os.cpu_count() or 4))
-        capability = self.report["environment"].get("capability")
-        env["TORCH_CUDA_ARCH_LIST"] = capability or "9.0"
-        if self.report["environment"].get("cuda_home"):
-            env["CUDA_HOME"] = self.report["environment"]["cuda_home"]
+        env = cuda_build_env(self.env, self.report["environment"])
         detail = {"TORCH_CUDA_ARCH_LIST": env["TORCH_CUDA_ARCH_LIST"]}
         if self.args.dry_run:
             # setup.py configures the extension (sources, flags, arch list) without compiling; the
@@ -216,14 +239,9 @@ class Check:
             note = "dry run: setup.py configured " + ("the CUDA extension" if cuda_ready else
                                                       "the CPU extension (no CUDA torch or nvcc here)")
             return code == 0 and "pcseg" in text, {**detail, "note": note + ", nothing built"}
-        for old in (ROOT / "pcseg").glob("_C*.so"):
-            old.unlink()
-        code, _ = run([self.python, "setup.py", "-q", "build_ext", "--inplace"], self.log, timeout, env)
-        if code != 0:
-            return False, {**detail, "error": f"build exited with {code}"}
-        code, text = run([self.python, "-c", "import json, pcseg.ops as o; print(json.dumps(o.build_info()))"],
-                         self.log, 60, self.env)
-        info = json.loads(text.strip().splitlines()[-1]) if code == 0 else {}
+        info = build_in_place(self.log, self.env, env, timeout)
+        if not info:
+            return False, {**detail, "error": "the build or its import failed (see the log)"}
         return bool(info.get("cuda")), {**detail, "build_info": info}
 
     def pytest(self, name: str, paths: list[str], timeout: float, extra: list[str] = ()):

@@ -61,18 +61,12 @@ def gpu_config(config: dict, roots: dict[str, Path], dry_run: bool, epochs: int 
     return config
 
 
-def cuda_build(log, env: dict, timeout: float) -> bool:
+def cuda_build(log, env: dict, environment_info: dict, timeout: float) -> bool:
     """Build pcseg._C for this GPU unless the in-place build already has CUDA; True when it has."""
-    probe = [sys.executable, "-c", "import json, pcseg.ops as o; print(json.dumps(o.build_info()))"]
-    code, text = gpu_check.run(probe, log, 60, env)
-    if code == 0 and json.loads(text.strip().splitlines()[-1]).get("cuda"):
+    if gpu_check.extension_info(log, env).get("cuda"):
         return True
-    import torch
-    major, minor = torch.cuda.get_device_capability()
-    build_env = dict(env, FORCE_CUDA="1", TORCH_CUDA_ARCH_LIST=f"{major}.{minor}", MAX_JOBS=str(os.cpu_count() or 4))
-    code, _ = gpu_check.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], log, timeout, build_env)
-    code, text = gpu_check.run(probe, log, 60, env) if code == 0 else (code, "")
-    return code == 0 and bool(json.loads(text.strip().splitlines()[-1]).get("cuda"))
+    build_env = gpu_check.cuda_build_env(env, environment_info)
+    return bool(gpu_check.build_in_place(log, env, build_env, timeout).get("cuda"))
 
 
 def main() -> int:
@@ -131,7 +125,7 @@ def main() -> int:
                                       for name, root in roots.items()}})
     if not args.dry_run:
         tic = time.monotonic()
-        built = cuda_build(log, env, max(60.0, args.budget - (tic - start) - 120))
+        built = cuda_build(log, env, report["environment"], max(60.0, args.budget - (tic - start) - 120))
         report["steps"].append({"name": "build", "seconds": round(time.monotonic() - tic, 1), "cuda": built})
         if not built:
             return finish(False, error="pcseg._C has no CUDA kernels after the build (see gpu_train.log)")
