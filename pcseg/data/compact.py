@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import PcsegError
 from ..fileutil import atomic_path
-from .rooms import load_index, load_room, write_index, write_room
+from .rooms import ENTRY_KEYS, load_index, load_room, write_index, write_room
 
 #: Coordinate step of a pack, metres.
 STEP = 0.001
@@ -65,8 +65,7 @@ def unpack_caches(path: os.PathLike, dest: os.PathLike) -> dict[str, Path]:
         entries = []
         for i, entry in enumerate(cache["rooms"]):
             xyz = pack[f"{name}/{i}/xyz"].astype(np.float64) * header["step_m"] + np.asarray(entry["origin"])
-            extra = {k: v for k, v in entry.items()
-                     if k not in ("area", "name", "path", "num_points", "class_counts", "origin")}
+            extra = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
             entries.append(write_room(root, entry["area"], entry["name"], xyz, pack[f"{name}/{i}/rgb"],
                                       pack[f"{name}/{i}/label"], len(cache["classes"]), **extra))
         write_index(root, cache["classes"], entries)

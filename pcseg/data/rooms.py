@@ -27,6 +27,8 @@ from ..fileutil import atomic_path
 
 CACHE_FORMAT = 1
 ARRAYS = ("xyz", "rgb", "label")
+#: The keys :func:`write_room` gives every entry; others are the preparer's ``extra``.
+ENTRY_KEYS = ("area", "name", "path", "num_points", "class_counts", "origin")
 
 
 @dataclass
