@@ -2,6 +2,7 @@
 other fails in one line before writing, nothing mixed); a dead run's claim is taken over; the final
 rename never replaces a file another program wrote; a training run that cannot start leaves no folder."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -67,6 +68,14 @@ def test_two_segment_runs_on_one_output(job, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ply"]
 
 
+def _holds(path) -> bool:
+    """The claim on ``path`` is locked and written (its pid line): the claim file alone exists from
+    the moment it is opened, before its lock is taken, and a second run that locks it first wins."""
+    with contextlib.suppress(FileNotFoundError):
+        return "pid " in claims.claim_file(path).read_text()
+    return False
+
+
 def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
     """The second `pcseg train` into a folder a run holds fails in one line before writing; the folder
     holds the first run's config and checkpoints only. Then the folder of a run that died (its claim
@@ -80,7 +89,7 @@ def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                              stderr=log.open("w"))
     deadline = time.time() + 300
-    while not claims.claim_file(run).exists() and first.poll() is None and time.time() < deadline:
+    while not _holds(run) and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     assert first.poll() is None, log.read_text()
     assert main(["train", "--config", str(second_config), "--out", str(run)]) == 2
