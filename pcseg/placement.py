@@ -7,7 +7,9 @@ looks like an indoor scan at all.
     placement.warning    # why the labels will not be meaningful, or None
 
 The statistics come from one :func:`pcseg.scene_stats.scene_sample` of at most a million
-points (a fraction of a second); outputs keep the input's coordinates.
+points (a fraction of a second), the same points whether the cloud is read whole (:func:`place`)
+or in chunks (:func:`place_points` on :func:`looked_at`'s points); outputs keep the input's
+coordinates.
 """
 
 from __future__ import annotations
@@ -48,14 +50,29 @@ class Placement:
         return turned if self.units == "m" else (turned * np.float32(self.scale)).astype(np.float32)
 
 
+def looked_at(count: int) -> Optional[np.ndarray]:
+    """Sorted positions (k,) int64, among ``count`` valid points in file order, of the points looked
+    at; None when all are (``count`` at most :data:`LOOKED_AT`). The same for a cloud read whole
+    and one read in chunks, so both are placed alike."""
+    if count <= LOOKED_AT:
+        return None
+    return np.sort(np.random.default_rng(0).choice(count, LOOKED_AT, replace=False))
+
+
 def place(cloud: Cloud, up: str = "auto", units: str = "auto", name: str = "cloud") -> Placement:
     """The :class:`Placement` of ``cloud``: ``up`` and ``units`` as given, or found when "auto"."""
+    rows = np.flatnonzero(cloud.valid)
+    chosen = looked_at(len(rows))
+    if chosen is not None:
+        rows = rows[chosen]
+    return place_points(cloud.xyz[rows].astype(np.float64) + cloud.origin, up, units, name)
+
+
+def place_points(absolute: np.ndarray, up: str = "auto", units: str = "auto", name: str = "cloud") -> Placement:
+    """The :class:`Placement` of a cloud from the (k, 3) float64 file coordinates of the points
+    :func:`looked_at` (the cloud's valid points, at most :data:`LOOKED_AT`)."""
     check_up(up, allow_auto=True)
     check_units(units)
-    rows = np.flatnonzero(cloud.valid)
-    if len(rows) > LOOKED_AT:
-        rows = np.sort(np.random.default_rng(0).choice(rows, LOOKED_AT, replace=False))
-    absolute = cloud.xyz[rows].astype(np.float64) + cloud.origin
     sample = scene_sample(absolute)
     notes = []
     if up == "auto":

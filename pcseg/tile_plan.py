@@ -1,7 +1,9 @@
 """Planning the tiles of a cloud too large for memory: its bounds, two tile grids, and the split.
 
-:func:`scan_bounds` reads the cloud once for its origin (as :class:`pcseg.io.Cloud` takes it),
-its :class:`pcseg.infer.Frame`, colour range and a histogram of points per :data:`CELL`. Two grids
+:func:`scan_bounds` reads the cloud three times: for its origin (as :class:`pcseg.io.Cloud` takes
+it) and colour range; for the points its :class:`pcseg.placement.Placement` (up axis, unit) is
+decided on, the ones a cloud read whole is placed by; and for its :class:`pcseg.infer.Frame` and a
+histogram of points per :data:`CELL` in the model's frame (z up, metres). Two grids
 of square tiles are planned on that histogram, each of the largest side whose points with a halo
 fit a point budget:
 
@@ -11,8 +13,8 @@ fit a point budget:
   0.2 m :data:`pcseg.refine.CELL_HALO` (patches never leave their cell).
 
 :func:`split_into_tiles` then appends every finite point to the scratch file of every tile whose
-haloed square holds it (a :data:`TILE_RECORD`: its index, float32 coordinates about the origin,
-colour, and whether the tile owns it). :mod:`pcseg.tiled` runs the tiles.
+haloed square holds it (a :data:`TILE_RECORD`: its index, float32 model coordinates (about the
+origin, z up, metres), colour, and whether the tile owns it). :mod:`pcseg.tiled` runs the tiles.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from .errors import PcsegError
 from .infer import Frame
 from .io.chunked import ChunkedCloud
 from .io.cloud import color_peak, valid_points
+from .placement import Placement, looked_at, place_points
 from .refine import CELL as VOTING_CELL, CELL_HALO, cell_of
-from .up_axis import to_z_up
 
 #: Side of the histogram cells tiles are planned on, metres.
 CELL = 1.0
@@ -47,11 +49,12 @@ def halo_width(block_size: float, stride: float, voxel_size: float) -> float:
 
 @dataclass
 class Bounds:
-    """What pass 1 learns: ``origin`` (3,) float64 (``Cloud.origin``), ``frame``, whether the file
-    has colours and their ``color_peak``, and ``histogram`` (nx, ny) points per ``CELL`` from ``lo``
-    (2,) in the xyz frame."""
+    """What pass 1 learns: ``origin`` (3,) float64 (``Cloud.origin``), the cloud's ``placement``,
+    its ``frame``, whether the file has colours and their ``color_peak``, and ``histogram`` (nx, ny)
+    points per ``CELL`` from ``lo`` (2,) in the model's frame."""
 
     origin: np.ndarray
+    placement: Placement
     frame: Frame
     has_colors: bool
     color_peak: float
@@ -59,19 +62,22 @@ class Bounds:
     histogram: np.ndarray
 
 
-def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, up: str) -> tuple[np.ndarray, np.ndarray]:
-    """(finite mask (n,), float32 coordinates about ``origin`` turned z-up (m, 3) of the finite rows),
-    the values :class:`pcseg.io.Cloud` and :class:`pcseg.segment.Segmenter` give them."""
+def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """(finite mask (n,), float32 model coordinates (m, 3) of the finite rows: about ``origin``, turned
+    z-up and in metres), the values :class:`pcseg.io.Cloud` and :class:`pcseg.segment.Segmenter` give them."""
     finite = valid_points(chunk_xyz)
-    return finite, to_z_up((chunk_xyz[finite] - origin).astype(np.float32), up)
+    return finite, placement.model_xyz((chunk_xyz[finite] - origin).astype(np.float32))
 
 
-def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
-    """Pass 1 (two reads: the origin first, then everything measured about it)."""
+def scan_bounds(reader: ChunkedCloud, up: str = "z", units: str = "m") -> Bounds:
+    """Pass 1 (three reads: the origin first, then the points the placement is decided on, then
+    everything measured in the model's frame). ``up`` and ``units`` as :func:`pcseg.placement.place`
+    takes them ("auto": found from the cloud)."""
     low = np.full(3, np.inf)
-    peak, has_colors = -np.inf, False
+    peak, has_colors, finite_count = -np.inf, False, 0
     for chunk in reader.chunks():
         finite = valid_points(chunk.xyz)
+        finite_count += int(finite.sum())
         if finite.any():
             low = np.minimum(low, chunk.xyz[finite].min(axis=0))
         if chunk.colors is not None:
@@ -79,10 +85,11 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
     if not np.isfinite(low).all():
         raise PcsegError(f"{reader.path}: all {reader.count} points have non-finite coordinates")
     origin = np.floor(low)
+    placement = place_points(_looked_at_points(reader, origin, finite_count), up, units, str(reader.path))
     lo32, hi32 = np.full(3, np.inf, np.float32), np.full(3, -np.inf, np.float32)
     cells: dict = {}
     for chunk in reader.chunks():
-        _, xyz = _frame_xyz(chunk.xyz, origin, up)
+        _, xyz = _frame_xyz(chunk.xyz, origin, placement)
         if len(xyz) == 0:
             continue
         lo32, hi32 = np.minimum(lo32, xyz.min(axis=0)), np.maximum(hi32, xyz.max(axis=0))
@@ -94,7 +101,24 @@ def scan_bounds(reader: ChunkedCloud, up: str) -> Bounds:
     histogram = np.zeros(keys.max(axis=0) - first + 1, dtype=np.int64)
     histogram[tuple((keys - first).T)] = list(cells.values())
     frame = Frame(lo32.astype(np.float64), lo32, hi32)
-    return Bounds(origin, frame, has_colors, peak, first * CELL, histogram)
+    return Bounds(origin, placement, frame, has_colors, peak, first * CELL, histogram)
+
+
+def _looked_at_points(reader: ChunkedCloud, origin: np.ndarray, finite_count: int) -> np.ndarray:
+    """(k, 3) float64 file coordinates of the ``finite_count`` finite points that
+    :func:`pcseg.placement.looked_at` picks, as a cloud read whole about ``origin`` holds them."""
+    chosen = looked_at(finite_count)
+    parts, seen = [], 0
+    for chunk in reader.chunks():
+        finite = np.flatnonzero(valid_points(chunk.xyz))
+        if chosen is None:
+            mine = finite
+        else:
+            lo, hi = np.searchsorted(chosen, [seen, seen + len(finite)])
+            mine = finite[chosen[lo:hi] - seen]
+        seen += len(finite)
+        parts.append((chunk.xyz[mine] - origin).astype(np.float32).astype(np.float64) + origin)
+    return np.concatenate(parts) if parts else np.zeros((0, 3))
 
 
 @dataclass
@@ -198,7 +222,7 @@ def tile_file_bytes(bounds: Bounds, grids: list[TileGrid]) -> int:
     return TILE_RECORD.itemsize * sum(int(haloed_counts(bounds, g.lo, g.side, g.shape, g.halo).sum()) for g in grids)
 
 
-def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid], up: str, folder: Path) -> None:
+def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid], folder: Path) -> None:
     """Pass 2: every finite point appended to the scratch file (:func:`tile_path`) of each tile of
     each grid that reads it. A tile's file is open only while one chunk's points are appended to it, so
     a small budget's thousands of tiles never exhaust the process's open files."""
@@ -206,7 +230,7 @@ def split_into_tiles(reader: ChunkedCloud, bounds: Bounds, grids: list[TileGrid]
         for tile in range(len(grid)):
             tile_path(folder, grid_index, tile).touch()
     for chunk in reader.chunks():
-        finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, up)
+        finite, xyz = _frame_xyz(chunk.xyz, bounds.origin, bounds.placement)
         records = np.empty(len(xyz), TILE_RECORD)
         records["index"] = chunk.start + np.flatnonzero(finite)
         records["xyz"] = xyz

@@ -27,7 +27,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -40,6 +40,7 @@ from .io.chunked import ChunkedCloud, open_chunked
 from .io.labelled import confidence_of
 from .io.las import open_las
 from .io.ply import labelled_vertex, ply_header
+from .placement import Placement
 from .ranks import Ranks
 from .refine import refine_probabilities
 from .tile_plan import (TILE_RECORD, halo_width, plan_tiles, plan_voting_tiles, scan_bounds, split_into_tiles,
@@ -112,7 +113,7 @@ def tiled_inputs(plan, budget: int) -> set[Path]:
 
 def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_colors: bool = False,
                   overwrite: bool = False, progress: bool = True, ranks: Ranks = Ranks(),
-                  scratch: Optional[Path] = None):
+                  scratch: Optional[Path] = None, placed: Callable[[Placement], None] = lambda placement: None):
     """Segment ``source`` (binary PLY, LAS or LAZ) tile by tile within ``budget`` bytes and write the
     labelled PLY ``target`` (as :func:`pcseg.io.write_labelled_ply` would, streaming, atomically),
     flat-patch voted when ``segmenter.refine``.
@@ -121,12 +122,15 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
     removed at the end, whatever the end; their size and the output's are checked against the free
     space of their disks once the tiles are planned, before the model runs (:func:`scratch_bytes`).
     ``target`` is claimed (:mod:`pcseg.claims`) unless this process holds its claim already.
+    The cloud's up axis and unit are ``segmenter.up`` and ``segmenter.units``, or found from the
+    points a cloud read whole is placed by (:func:`pcseg.tile_plan.scan_bounds`); ``placed`` is
+    called with the :class:`pcseg.placement.Placement` once it is decided, before the model runs.
 
     With several ``ranks`` every rank calls this: rank 0 reads, splits and writes, and the tiles are
     shared between the ranks through the scratch folder (on storage every rank sees).
 
-    Returns (labels (N,) uint8, 255 for non-finite points; confidence (N,) float32, 0 for them) on
-    rank 0, None on the others.
+    Returns (labels (N,) uint8, 255 for non-finite points; confidence (N,) float32, 0 for them;
+    the placement) on rank 0, None on the others.
     """
     from .infer import predict_probabilities
 
@@ -135,7 +139,8 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
         shared = reader = None
         if ranks.is_first:
             reader = open_chunked(source)
-            bounds = scan_bounds(reader, segmenter.up)
+            bounds = scan_bounds(reader, segmenter.up, segmenter.units)
+            placed(bounds.placement)
             reader.set_color_peak(bounds.color_peak)
             halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size)
             grids = [plan_tiles(bounds, halo, max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT))]
@@ -147,7 +152,7 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
                 _scratch_array(folder / "probabilities.npy", np.float32, (reader.count, len(segmenter.class_names)))
             _scratch_array(folder / "labels.npy", np.uint8, (reader.count,))[:] = UNLABELLED
             _scratch_array(folder / "confidence.npy", np.float32, (reader.count,))
-            split_into_tiles(reader, bounds, grids, segmenter.up, folder)
+            split_into_tiles(reader, bounds, grids, folder)
             shared = bounds, [len(grid) for grid in grids]
         bounds, tiles = ranks.broadcast(shared)
         for records, owned in _own_tiles(folder, 0, tiles[0], ranks, f"{source.name}: tiles", progress):
@@ -172,7 +177,7 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
             return None
         labels, confidence = np.load(folder / "labels.npy"), np.load(folder / "confidence.npy")
         write_streaming_ply(target, reader, labels, confidence, keep_colors=keep_colors)
-        return labels, confidence
+        return labels, confidence, bounds.placement
 
 
 def scratch_bytes(bounds, grids, count: int, classes: int) -> int:

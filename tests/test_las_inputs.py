@@ -303,14 +303,14 @@ def test_copc_is_read_as_laz_and_written_plain(tmp_path, checkpoint, capsys, out
 def test_splitting_into_more_tiles_than_open_files_allowed(tmp_path):
     make_las(tmp_path / "in.laz", 6000, side=12.0)
     reader = open_chunked(tmp_path / "in.laz")
-    bounds = tile_plan.scan_bounds(reader, "z")
+    bounds = tile_plan.scan_bounds(reader)
     grids = [tile_plan.plan_tiles(bounds, 0.2, 20), tile_plan.plan_voting_tiles(bounds, 20)]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     headroom = 16
     assert len(grids[0]) > 2 * headroom  # a small budget's many tiles
     resource.setrlimit(resource.RLIMIT_NOFILE, (len(list(Path("/proc/self/fd").iterdir())) + headroom, hard))
     try:
-        tile_plan.split_into_tiles(reader, bounds, grids, "z", tmp_path)
+        tile_plan.split_into_tiles(reader, bounds, grids, tmp_path)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     for g, grid in enumerate(grids):  # every point owned by exactly one tile of each grid

@@ -11,6 +11,7 @@ import numpy as np
 import plyfile
 import pytest
 
+from pcseg import tiled
 from pcseg.cli import main
 from pcseg.io import Cloud, read_cloud, write_ply
 from pcseg.placement import place
@@ -143,13 +144,35 @@ def test_indoor_rooms_are_not_flagged(real_rooms):
         assert place(Cloud.from_arrays(xyz, rgb=rgb)).warning is None
 
 
-def test_units_other_than_metres_are_refused_in_tiles(real_rooms, checkpoint, tmp_path, capsys):
-    """Clouds over --max-memory are not looked at: a unit other than metres is a one-line error, nothing written."""
-    xyz, rgb = room_points(real_rooms, ROOMS[0])
-    path = write_ply(tmp_path / "scaled.ply", xyz * 1000, rgb)
-    out = tmp_path / "out.ply"
-    assert main(["segment", str(path), "-o", str(out), "--model", checkpoint, "--units", "mm",
-                 "--max-memory", "1K"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--units mm" in err[0] and "tiles" in err[0]
-    assert not out.exists()
+def test_room_in_tiles_is_placed_as_when_read_whole(real_rooms, checkpoint, tmp_path, capsys):
+    """A y-up millimetre room over --max-memory: found from the same points, said once, and every
+    tile gets the labels of the metre, z-up room read whole."""
+    xyz, rgb = room_points(real_rooms, ROOMS[1])
+    metres = write_ply(tmp_path / "metres.ply", xyz, rgb)
+    turned = write_ply(tmp_path / "turned.ply", xyz @ ROTATIONS["y"] * 1000, rgb)
+    assert run_segment(metres, checkpoint)[0] == 0
+    capsys.readouterr()
+    code, out = run_segment(turned, checkpoint, "--max-memory", str(tiled.BASE_BYTES + 1500 * tiled.TILE_BYTES_PER_POINT))
+    captured = capsys.readouterr()
+    assert code == 0 and ", in tiles)" in captured.out
+    said = [line for line in captured.err.splitlines() if line.startswith("pcseg:")]
+    assert len(said) == 2 and "the up axis looks like y" in said[0] and "read as millimetres" in said[1]
+    np.testing.assert_array_equal(labels_of(out), labels_of(tmp_path / "metres_out.ply"))
+    np.testing.assert_allclose(read_cloud(out).absolute_xyz(), read_cloud(turned).absolute_xyz())
+
+
+def test_tiles_and_whole_reads_look_at_the_same_points(tmp_path):
+    """Over a million points the placement looks at a sample: the same rows read whole or in chunks."""
+    from pcseg import placement
+    from pcseg.io.chunked import open_chunked
+    from pcseg.tile_plan import _looked_at_points
+
+    xyz = np.random.default_rng(1).uniform(-5, 5, (placement.LOOKED_AT * 5 // 4, 3)) + [1e5, 2e5, 10]
+    xyz[::50] = np.nan
+    path = write_ply(tmp_path / "big.ply", xyz)
+    with pytest.warns(UserWarning, match="non-finite"):
+        cloud = read_cloud(path)
+    valid = np.flatnonzero(cloud.valid)
+    assert len(valid) > placement.LOOKED_AT
+    got = _looked_at_points(open_chunked(path), cloud.origin, len(valid))
+    np.testing.assert_array_equal(got, cloud.absolute_xyz()[valid[placement.looked_at(len(valid))]])

@@ -67,7 +67,7 @@ def test_tiles_give_the_untiled_output(room, tmp_path, capsys):
     """The bundled PointNet (labels that vary, unlike an untrained model's) on about 7 tiles, with
     --no-refine: the model tiles alone give the labels."""
     reader = open_chunked(room)
-    grid = tile_plan.plan_tiles(tile_plan.scan_bounds(reader, "z"), tile_plan.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
+    grid = tile_plan.plan_tiles(tile_plan.scan_bounds(reader), tile_plan.halo_width(1.0, 0.5, 0.02), SMALL_TILE_POINTS)
     assert len(grid) >= 6                                    # really tiled, with borders between tiles
     whole, parts = tmp_path / "whole.ply", tmp_path / "tiled.ply"
     common = ["--model", "pointnet_synthetic", "--device", "cpu", "--no-refine"]
@@ -92,7 +92,7 @@ def test_tiled_runs_vote_flat_patches_as_whole_runs(tmp_path, capsys, monkeypatc
     write_ply(room, cloud.xyz, cloud.rgb)
     budget = budget_for(len(cloud.xyz))
     monkeypatch.setattr(tiled, "VOTE_BYTES_PER_POINT", 4 * tiled.TILE_BYTES_PER_POINT)
-    bounds = tile_plan.scan_bounds(open_chunked(room), "z")
+    bounds = tile_plan.scan_bounds(open_chunked(room))
     assert len(tile_plan.plan_tiles(bounds, tile_plan.halo_width(1.0, 0.5, 0.02), len(cloud.xyz))) == 1
     assert len(tile_plan.plan_voting_tiles(bounds, len(cloud.xyz) // 4)) >= 4
     whole, parts, own = tmp_path / "whole.ply", tmp_path / "tiled.ply", tmp_path / "own.ply"

@@ -132,19 +132,6 @@ def print_placement(placement) -> None:
         print(f"pcseg: warning: {placement.warning}", file=sys.stderr)
 
 
-def tiled_segmenter(segmenter, args):
-    """``segmenter`` for clouds segmented in tiles: the up axis and unit are not looked for there,
-    so "auto" reads as z and metres; PcsegError for a unit other than metres."""
-    import dataclasses
-
-    from ..errors import PcsegError
-
-    if args.units not in ("auto", "m"):
-        raise PcsegError(f"--units {args.units}: clouds larger than --max-memory are segmented in tiles, in metres "
-                         f"only (convert the cloud, or raise --max-memory)")
-    return dataclasses.replace(segmenter, up="z" if args.up == "auto" else args.up, units="m")
-
-
 def run(args) -> int:
     import time
     from contextlib import ExitStack
@@ -196,14 +183,12 @@ def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> N
     from ..io import read_cloud, write_labelled, write_probabilities
     from ..io.labelled import confidence_of
     from ..io.writers import check_writable, expected_size
-    from ..placement import Placement
     from ..segment import Segmenter
     from ..summary import class_summary
     from ..tiled import segment_tiled
 
     segmenter = Segmenter.load(args.model, ranks.device(args.device), args.batch_size, args.block_size, args.stride,
                                args.num_points, args.up, args.voxel_size, args.votes, args.refine, args.units)
-    in_tiles = tiled_segmenter(segmenter, args) if tiled else None  # the same on every rank
     # inputs over the budget first, their tiles shared by every rank; then the others, one rank each
     mine = [(i, row) for i, row in enumerate(plan) if row[0] in tiled]
     mine += [(i, row) for i, row in ranks.share(plan, [row[0].stat().st_size for row in plan]) if row[0] not in tiled]
@@ -230,18 +215,14 @@ def segment_plan(args, ranks, plan, tiled, budget, outputs, started: float) -> N
         source, target, picture, probabilities = row
         with ranks.report(reports, index):
             if source in tiled:  # read, segmented and written tile by tile (the time counts all three)
-                placement = Placement(in_tiles.up, in_tiles.units)
-                if args.up == "auto" and ranks.is_first:
-                    print(f"pcseg: note: {source}: segmented in tiles, where the up axis is not looked for; "
-                          f"assumed z (--up to set it)", file=sys.stderr)
                 start = time.perf_counter()
-                result = segment_tiled(in_tiles, source, target, budget, keep_colors=args.keep_colors,
+                result = segment_tiled(segmenter, source, target, budget, keep_colors=args.keep_colors,
                                        overwrite=args.overwrite, progress=ranks.is_first, ranks=ranks,
-                                       scratch=args.scratch)
+                                       scratch=args.scratch, placed=print_placement)
                 seconds = time.perf_counter() - start
                 if result is None:  # another rank's share of the tiles: rank 0 writes and reports
                     continue
-                labels, confidence = result
+                labels, confidence, placement = result
             else:
                 cloud = read_reporting_warnings(source)
                 check_writable(target, cloud)
