@@ -2,11 +2,11 @@
 other fails in one line before writing, nothing mixed); a dead run's claim is taken over; the final
 rename never replaces a file another program wrote; a training run that cannot start leaves no folder."""
 
-import contextlib
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import plyfile
@@ -19,8 +19,11 @@ from pcseg.config import DATA_DEFAULTS
 from pcseg.cli import main
 from pcseg.errors import PcsegError
 from pcseg.fileutil import atomic_path, deferred_renames
-from test_interrupted import job, options, start, wait_for  # noqa: F401  (job: a fixture)
+from test_interrupted import holds_claim, job, options, start, wait_for  # noqa: F401  (job: a fixture)
 from test_train import cache, tiny_config  # noqa: F401  (cache: a fixture)
+
+#: The S3DIS class table as `pcseg prepare ply --classes` reads it.
+CLASSES = Path(__file__).resolve().parents[1] / "datasets" / "s3dis" / "classes.txt"
 
 
 def hold_claim(path):
@@ -68,14 +71,6 @@ def test_two_segment_runs_on_one_output(job, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ply"]
 
 
-def _holds(path) -> bool:
-    """The claim on ``path`` is locked and written (its pid line): the claim file alone exists from
-    the moment it is opened, before its lock is taken, and a second run that locks it first wins."""
-    with contextlib.suppress(FileNotFoundError):
-        return "pid " in claims.claim_file(path).read_text()
-    return False
-
-
 def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
     """The second `pcseg train` into a folder a run holds fails in one line before writing; the folder
     holds the first run's config and checkpoints only. Then the folder of a run that died (its claim
@@ -89,7 +84,7 @@ def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                              stderr=log.open("w"))
     deadline = time.time() + 300
-    while not _holds(run) and first.poll() is None and time.time() < deadline:
+    while not holds_claim(run) and first.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     assert first.poll() is None, log.read_text()
     assert main(["train", "--config", str(second_config), "--out", str(run)]) == 2
@@ -105,6 +100,27 @@ def test_two_training_runs_in_one_folder(cache, tmp_path, capsys):
     holder.wait()
     assert main(["train", "--config", "unused", "--out", str(run), "--resume"]) == 0
     assert not claims.claim_file(run).exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "export", "view", "prepare"])
+def test_outputs_of_the_other_commands_are_claimed(job, cache, tmp_path, capsys, command):
+    """eval --out, export, view --render and prepare's cache folder: an output another run holds is
+    refused in one line, and nothing is written to it."""
+    room, checkpoint, _ = job
+    out = tmp_path / {"eval": "metrics.json", "export": "small.pt", "view": "room.png", "prepare": "cache"}[command]
+    args = {"eval": ["eval", "--checkpoint", str(checkpoint), "--data", str(cache), "--out", str(out)],
+            "export": ["export", str(checkpoint), str(out)],
+            "view": ["view", str(room), "--render", str(out)],
+            "prepare": ["prepare", "ply", str(room.parent), str(out), "--classes", str(CLASSES)]}[command]
+    holder = hold_claim(out)
+    try:
+        assert main(args) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"pcseg: error: {out}: another pcseg run (pid {holder.pid} on ")
+    assert not out.exists()
 
 
 def test_a_training_run_that_cannot_start_leaves_no_folder(cache, tmp_path, capsys):

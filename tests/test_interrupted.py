@@ -67,9 +67,17 @@ def scratch_of(output):
     return list(output.parent.glob(f".pcseg_tiles_{output.name}.*"))
 
 
+def holds_claim(path) -> bool:
+    """The claim on ``path`` is locked and written (its pid line): the claim file alone exists from
+    the moment it is opened, before its lock is taken, and a second run that locks it first wins."""
+    with contextlib.suppress(FileNotFoundError):
+        return "pid " in claim_file(path).read_text()
+    return False
+
+
 #: Points of a tiled run, each a test of the files beside the output ``out``.
 POINTS = {
-    "claimed": lambda out: claim_file(out).exists(),
+    "claimed": holds_claim,
     "scratch made": lambda out: bool(scratch_of(out)),
     "tiles split": lambda out: any(any(s.glob("grid1_tile*.bin")) for s in scratch_of(out)),
     "model tiles run": lambda out: any((s / "grid1_tile0.bin").exists() and not (s / "grid0_tile0.bin").exists()

@@ -59,7 +59,7 @@ def evaluation_targets(data_args, areas, meta: dict) -> list[tuple[str, str, lis
     return targets
 
 
-def run(args) -> int:
+def _evaluate(args) -> int:
     import torch
 
     from ..checkpoint import load_model
@@ -97,3 +97,11 @@ def run(args) -> int:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(finite_json(results), indent=1, allow_nan=False))
     return 0
+
+
+def run(args) -> int:
+    """Evaluate, with ``--out`` claimed (:mod:`pcseg.claims`) for the whole run."""
+    from ..claims import claimed
+
+    with claimed([args.out] if args.out else []):
+        return _evaluate(args)

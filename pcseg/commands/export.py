@@ -20,13 +20,15 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..checkpoint import export_checkpoint
+    from ..claims import claimed
     from ..errors import PcsegError
     from ..fileutil import check_output_path
 
     if Path(args.output).suffix != ".pt":
         raise PcsegError(f"{args.output}: the output must be a .pt file")
-    check_output_path(args.output, inputs=[args.checkpoint], overwrite=args.overwrite)
-    export_checkpoint(args.checkpoint, args.output, half=not args.fp32, refine=args.refine)
+    with claimed([args.output]):
+        check_output_path(args.output, inputs=[args.checkpoint], overwrite=args.overwrite)
+        export_checkpoint(args.checkpoint, args.output, half=not args.fp32, refine=args.refine)
     before, after = Path(args.checkpoint).stat().st_size, Path(args.output).stat().st_size
     print(f"{args.checkpoint} ({before / 1e6:.1f} MB) -> {args.output} ({after / 1e6:.1f} MB, "
           f"{'float32' if args.fp32 else 'float16'} weights)")

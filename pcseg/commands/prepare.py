@@ -47,9 +47,11 @@ def _kind(kinds, name: str, help_text: str, src_help: str, items: str, func):
 
 
 def run_s3dis(args) -> int:
+    from ..claims import claimed, folder_leftovers
     from ..data.s3dis import prepare_s3dis
 
-    reports = prepare_s3dis(args.src, args.dst, workers=args.workers)
+    with claimed([args.dst], folder_leftovers):
+        reports = prepare_s3dis(args.src, args.dst, workers=args.workers)
     for report in reports:
         for line in report.repaired + report.skipped:
             print(line)
@@ -71,9 +73,11 @@ def run_s3dis(args) -> int:
 
 
 def run_scannet(args) -> int:
+    from ..claims import claimed, folder_leftovers
     from ..data.scannet import DEFAULT_MAPPING, prepare_scannet
 
-    reports = prepare_scannet(args.src, args.dst, args.mapping or DEFAULT_MAPPING, workers=args.workers)
+    with claimed([args.dst], folder_leftovers):
+        reports = prepare_scannet(args.src, args.dst, args.mapping or DEFAULT_MAPPING, workers=args.workers)
     entries = [r.entry for r in reports]
     labelled = sum(sum(e["class_counts"]) for e in entries)
     total = sum(e["num_points"] for e in entries)
@@ -87,9 +91,11 @@ def run_scannet(args) -> int:
 
 
 def run_ply(args) -> int:
+    from ..claims import claimed, folder_leftovers
     from ..data.ply_folder import prepare_ply_folder
 
-    reports = prepare_ply_folder(args.src, args.dst, args.classes, workers=args.workers)
+    with claimed([args.dst], folder_leftovers):
+        reports = prepare_ply_folder(args.src, args.dst, args.classes, workers=args.workers)
     _print_table([
         ("clouds", f"{len(reports)} ({sum(r.resumed for r in reports)} already done)"),
         ("points", f"{sum(r.entry['num_points'] for r in reports):,}"),

@@ -75,6 +75,14 @@ def view_up(cloud, up: str, name: str) -> str:
 
 
 def run(args) -> int:
+    """Show or render, with ``--render`` claimed (:mod:`pcseg.claims`) for the whole run."""
+    from ..claims import claimed
+
+    with claimed([args.render] if args.render is not None else []):
+        return _view(args)
+
+
+def _view(args) -> int:
     from pathlib import Path
 
     from ..classes import S3DIS_CLASSES, colors_for_labels
