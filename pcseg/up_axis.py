@@ -4,17 +4,26 @@ The models expect z up (floors low, ceilings high). ``to_z_up(xyz, up)`` turns a
 an exact axis permutation with sign changes (a proper rotation, no rounding) so that the
 named axis points to +z; outputs keep the input's own coordinates.
 
-:func:`detect_up` looks at a :class:`pcseg.scene_stats.SceneSample` (unit-free):
+:func:`detect_up` looks at a :class:`pcseg.scene_stats.SceneSample` (unit-free). For each
+axis it measures the *caps*: the share of the sample in flat points perpendicular to it in the
+bottom and top tenths of the cloud along it (floor and ceiling, or two end walls).
 
-- the vertical axis is the one whose perpendicular flat points (floors, ceilings) lie most in
-  the bottom and top tenths of the cloud along it, per unit of extent along it (rooms are
-  lower than they are wide);
-- its sign puts the table tops (inner flat points facing along it) and the clutter
-  (furniture, non-flat points between the floor and ceiling levels) below the middle;
-- a camera-frame capture (every point inside a viewing cone from the origin along one axis)
-  has its up axis across the cone's narrower side (a landscape image's rows).
+- A camera-frame capture (every point inside a viewing cone from the origin along one axis)
+  has its up axis across the cone's narrower side (a landscape image's rows); its sign puts
+  the table tops and clutter low.
+- An *open-ended* axis has one cap and (almost) nothing flat at its other end: a floor without
+  a ceiling, as RGB-D reconstructions are (ScanNet meshes rarely hold a ceiling). The largest
+  such cap is taken as the floor, so the sign comes from the floor side, when the clutter is
+  not gathered at the far end (furniture stands on the floor), the axis is not the cloud's
+  longest side (that is an open corridor end) and the cap is larger than the smaller cap of
+  every two-ended axis, or the clutter clearly gathers on it.
+- Otherwise (floor and ceiling both there, as lidar rooms are) the vertical axis is the one
+  with the most cap per unit of extent along it (rooms are lower than they are wide); its sign
+  puts the table tops (inner flat points facing along it) and the clutter (furniture, non-flat
+  points between the floor and ceiling levels) below the middle.
 
-A guess away from z is only taken when it is clear (:data:`AXIS_MARGIN`, :data:`SIGN_MARGIN`);
+A guess away from z is only taken when it is clear (:data:`AXIS_MARGIN`, :data:`SIGN_MARGIN`;
+the file's z read upside down needs :data:`UPSIDE_DOWN_MARGIN`, being far rarer than y up);
 otherwise the file's own z is kept and the caller says so.
 """
 
@@ -44,6 +53,13 @@ AXIS_MARGIN = 1.15
 #: and, for a file's z read upside down (-z, far rarer than y up), at least.
 SIGN_MARGIN = 0.04
 UPSIDE_DOWN_MARGIN = 0.12
+#: A cap smaller than this share of the other end's cap counts as missing (an open end).
+OPEN_END = 0.15
+#: Least share of the sample in a floor taken without a ceiling.
+MIN_FLOOR = 0.02
+#: Clutter imbalance away from an open-ended axis's cap beyond which the cap is not a floor
+#: (furniture stands on floors; a little of it may hang high, as wall cabinets do).
+FAR_CLUTTER = 0.075
 #: Share of the bottom and top of the extent that counts as floor and ceiling level.
 END_SHARE = 0.1
 #: |normal component| above which a flat point is perpendicular to an axis.
@@ -81,16 +97,45 @@ def detect_up(sample: SceneSample) -> tuple[str, bool]:
         return "z", False
     camera = _camera_up_axis(sample.xyz)
     if camera is not None:
-        best, axis_clear = camera, True
-    else:
-        scores = np.array([_floor_ceiling_score(sample, axis) for axis in range(3)])
-        order = np.argsort(scores)[::-1]
-        best = int(order[0])
-        axis_clear = scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12)
-    imbalance = _clutter_imbalance(sample, best)
-    name = ("" if imbalance >= 0 else "-") + "xyz"[best]
+        return _signed_by_clutter(sample, camera, axis_clear=True)
+    caps = np.array([_caps(sample, axis) for axis in range(3)])  # (3, 2): bottom, top
+    floor = _open_ended_floor(sample, caps)
+    if floor is not None:
+        return floor
+    scores = caps.sum(axis=1) / np.maximum(sample.extent, 1e-12)
+    order = np.argsort(scores)[::-1]
+    best = int(order[0])
+    return _signed_by_clutter(sample, best, scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12))
+
+
+def _signed_by_clutter(sample: SceneSample, axis: int, axis_clear: bool) -> tuple[str, bool]:
+    """(name, clear) of ``axis`` with the sign that puts the table tops and clutter low."""
+    imbalance = _clutter_imbalance(sample, axis)
+    name = ("" if imbalance >= 0 else "-") + "xyz"[axis]
     margin = UPSIDE_DOWN_MARGIN if name == "-z" else SIGN_MARGIN
     return name, bool(axis_clear and abs(imbalance) >= margin)
+
+
+def _open_ended_floor(sample: SceneSample, caps: np.ndarray) -> Optional[tuple[str, bool]]:
+    """(name, clear) when some axis has a floor without a ceiling (``caps``: (3, 2) bottom and
+    top cap shares per axis), the floor's side down; None when every axis is closed or open at
+    both ends."""
+    larger = caps.max(axis=1)
+    open_ended = (larger >= MIN_FLOOR) & (caps.min(axis=1) < OPEN_END * larger)
+    floor_low = caps[:, 0] >= caps[:, 1]
+    toward_cap = np.array([_clutter_imbalance(sample, axis) for axis in range(3)]) * np.where(floor_low, 1, -1)
+    weaker_of_pairs = caps.min(axis=1)[~open_ended].max(initial=0.0)
+    candidates = np.flatnonzero(open_ended & (toward_cap >= -FAR_CLUTTER)
+                                & (sample.extent < sample.extent.max())
+                                & ((larger > weaker_of_pairs) | (toward_cap >= SIGN_MARGIN)))
+    if len(candidates) == 0:
+        return None
+    order = candidates[np.argsort(larger[candidates])[::-1]]
+    best = int(order[0])
+    axis_clear = len(order) == 1 or larger[best] >= AXIS_MARGIN * larger[order[1]]
+    name = ("" if floor_low[best] else "-") + "xyz"[best]
+    sign_clear = name != "-z" or toward_cap[best] >= SIGN_MARGIN
+    return name, bool(axis_clear and sign_clear)
 
 
 def _heights(sample: SceneSample, axis: int) -> np.ndarray:
@@ -103,11 +148,12 @@ def _perpendicular_flat(sample: SceneSample, axis: int) -> np.ndarray:
     return sample.planar & (np.abs(sample.normal[:, axis]) > ALIGNED)
 
 
-def _floor_ceiling_score(sample: SceneSample, axis: int) -> float:
-    """Share of the sample in flat patches perpendicular to ``axis`` at its two ends, per unit of extent."""
+def _caps(sample: SceneSample, axis: int) -> tuple[float, float]:
+    """Shares of the sample in flat patches perpendicular to ``axis`` in its bottom and top
+    :data:`END_SHARE` (a floor and a ceiling if ``axis`` is up, end walls otherwise)."""
     height = _heights(sample, axis)
-    ends = _perpendicular_flat(sample, axis) & ((height < END_SHARE) | (height > 1 - END_SHARE))
-    return float(ends.mean() / max(sample.extent[axis], 1e-12))
+    flat = _perpendicular_flat(sample, axis)
+    return float((flat & (height < END_SHARE)).mean()), float((flat & (height > 1 - END_SHARE)).mean())
 
 
 def _clutter_imbalance(sample: SceneSample, axis: int) -> float:
