@@ -20,7 +20,9 @@ bottom and top tenths of the cloud along it (floor and ceiling, or two end walls
 - Otherwise (floor and ceiling both there, as lidar rooms are) the vertical axis is the one
   with the most cap per unit of extent along it (rooms are lower than they are wide); its sign
   puts the table tops (inner flat points facing along it) and the clutter (furniture, non-flat
-  points between the floor and ceiling levels) below the middle.
+  points between the floor and ceiling levels) below the middle. A corridor (longest side
+  :data:`CORRIDOR` times the next) is never clear this way: its side walls are as large as
+  its floor and ceiling, or larger.
 
 A guess away from z is only taken when it is clear (:data:`AXIS_MARGIN`, :data:`SIGN_MARGIN`;
 the file's z read upside down needs :data:`UPSIDE_DOWN_MARGIN`, being far rarer than y up);
@@ -60,6 +62,8 @@ MIN_FLOOR = 0.02
 #: Clutter imbalance away from an open-ended axis's cap beyond which the cap is not a floor
 #: (furniture stands on floors; a little of it may hang high, as wall cabinets do).
 FAR_CLUTTER = 0.075
+#: Longest side over the second longest, at least, of a corridor.
+CORRIDOR = 2.5
 #: Share of the bottom and top of the extent that counts as floor and ceiling level.
 END_SHARE = 0.1
 #: |normal component| above which a flat point is perpendicular to an axis.
@@ -105,7 +109,8 @@ def detect_up(sample: SceneSample) -> tuple[str, bool]:
     scores = caps.sum(axis=1) / np.maximum(sample.extent, 1e-12)
     order = np.argsort(scores)[::-1]
     best = int(order[0])
-    return _signed_by_clutter(sample, best, scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12))
+    axis_clear = scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12) and not _is_corridor(sample)
+    return _signed_by_clutter(sample, best, axis_clear)
 
 
 def _signed_by_clutter(sample: SceneSample, axis: int, axis_clear: bool) -> tuple[str, bool]:
@@ -136,6 +141,13 @@ def _open_ended_floor(sample: SceneSample, caps: np.ndarray) -> Optional[tuple[s
     name = ("" if floor_low[best] else "-") + "xyz"[best]
     sign_clear = name != "-z" or toward_cap[best] >= SIGN_MARGIN
     return name, bool(axis_clear and sign_clear)
+
+
+def _is_corridor(sample: SceneSample) -> bool:
+    """True for a long, narrow cloud (a hallway): its floor and ceiling look like its two side
+    walls turned, so neither can be told as the floor from their sizes."""
+    longest, second = np.sort(sample.extent)[::-1][:2]
+    return bool(longest >= CORRIDOR * second)
 
 
 def _heights(sample: SceneSample, axis: int) -> np.ndarray:
