@@ -9,8 +9,9 @@ axis it measures the *caps*: the share of the sample in flat points perpendicula
 bottom and top tenths of the cloud along it (floor and ceiling, or two end walls).
 
 - A camera-frame capture (every point inside a viewing cone from the origin along one axis)
-  has its up axis across the cone's narrower side (a landscape image's rows); its sign puts
-  the table tops and clutter low.
+  has its up axis across the cone's narrower side (a landscape image's rows); it is signed
+  towards where most flat points facing along it face, their normals turned towards the camera
+  (floors and table tops are seen from above).
 - An *open-ended* axis has one cap and (almost) nothing flat at its other end: a floor without
   a ceiling, as RGB-D reconstructions are (ScanNet meshes rarely hold a ceiling). The largest
   such cap is taken as the floor, so the sign comes from the floor side, when the clutter is
@@ -68,8 +69,16 @@ CORRIDOR = 2.5
 END_SHARE = 0.1
 #: |normal component| above which a flat point is perpendicular to an axis.
 ALIGNED = 0.9
+#: |normal component| along a camera frame's up axis of a flat point facing up or down (a
+#: table seen from above at a slant).
+CAMERA_FACING = 0.7
+#: Share by which a camera frame's flat points facing one way along its up axis must outnumber
+#: those facing the other way.
+FACING_MARGIN = 0.5
 #: Widest tangent of the angle off the optical axis of a camera frame's points.
 CAMERA_CONE = 1.5
+#: Least tangent of the angle off the optical axis across a camera frame's narrower side.
+CAMERA_MIN_CONE = 0.15
 
 
 def check_up(up: str, allow_auto: bool = False) -> str:
@@ -101,7 +110,7 @@ def detect_up(sample: SceneSample) -> tuple[str, bool]:
         return "z", False
     camera = _camera_up_axis(sample.xyz)
     if camera is not None:
-        return _signed_by_clutter(sample, camera, axis_clear=True)
+        return _camera_signed(sample, camera)
     caps = np.array([_caps(sample, axis) for axis in range(3)])  # (3, 2): bottom, top
     floor = _open_ended_floor(sample, caps)
     if floor is not None:
@@ -119,6 +128,18 @@ def _signed_by_clutter(sample: SceneSample, axis: int, axis_clear: bool) -> tupl
     name = ("" if imbalance >= 0 else "-") + "xyz"[axis]
     margin = UPSIDE_DOWN_MARGIN if name == "-z" else SIGN_MARGIN
     return name, bool(axis_clear and abs(imbalance) >= margin)
+
+
+def _camera_signed(sample: SceneSample, axis: int) -> tuple[str, bool]:
+    """(name, clear) of a camera frame's up ``axis``, signed towards where its flat points face:
+    a camera sees the side of a surface that faces it (each normal is turned towards the
+    origin), and it sees floors and table tops from above far more than ceilings from below."""
+    towards_camera = np.sign(np.einsum("ni,ni->n", -sample.xyz, sample.normal))
+    facing = sample.normal[:, axis] * towards_camera
+    along = sample.planar & (np.abs(facing) > CAMERA_FACING)
+    balance = float(np.sign(facing[along]).mean()) if along.any() else 0.0
+    name = ("" if balance >= 0 else "-") + "xyz"[axis]
+    return name, abs(balance) >= FACING_MARGIN
 
 
 def _open_ended_floor(sample: SceneSample, caps: np.ndarray) -> Optional[tuple[str, bool]]:
@@ -179,8 +200,9 @@ def _clutter_imbalance(sample: SceneSample, axis: int) -> float:
 
 
 def _camera_up_axis(xyz: np.ndarray) -> Optional[int]:
-    """When every point lies in one viewing cone from the origin (a camera frame), the axis (0-2)
-    across the cone's narrower side; else None."""
+    """When every point lies in one viewing cone from the origin (a camera frame: at least
+    :data:`CAMERA_MIN_CONE` wide, so that a distant object is not one), the axis (0-2) across the
+    cone's narrower side; else None."""
     found = []
     for axis in range(3):
         for sign in (1.0, -1.0):
@@ -190,7 +212,7 @@ def _camera_up_axis(xyz: np.ndarray) -> Optional[int]:
                 continue
             across = np.abs(np.delete(xyz[ahead], axis, axis=1)) / depth[ahead][:, None]  # (m, 2) tangents
             spread = np.percentile(across, 99, axis=0)
-            if spread.max() < CAMERA_CONE:
+            if CAMERA_MIN_CONE <= spread.min() and spread.max() < CAMERA_CONE:
                 found.append(int(np.delete(np.arange(3), axis)[np.argmin(spread)]))
     return found[0] if len(found) == 1 else None
 

@@ -196,3 +196,25 @@ def test_generated_room_turned_six_ways_finds_its_up_axis_or_says_unclear(seed, 
             assert (detected if clear else "z") == up, (up, detected, clear)
         else:
             assert not clear, (up, detected)
+
+
+def test_stereo_table_frame_is_up_against_its_rows(real_scans):
+    """A stereo camera looking down at a table (y down, z depth): up is -y, from the side its
+    table faces (towards the camera); the same frame with its rows read bottom-up is +y."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cloud = read_cloud(real_scans / "pcl_table_scene_mug_stereo_textured.ply")
+    xyz = cloud.absolute_xyz()[cloud.valid]
+    assert detect_up(scene_sample(xyz)) == ("-y", True)
+    assert detect_up(scene_sample(xyz * [-1.0, -1.0, 1.0])) == ("y", True)  # turned half round its optical axis
+    assert place(Cloud.from_arrays(xyz), units="m").up == "-y"
+
+
+def test_distant_narrow_strip_is_not_a_camera_frame(real_rooms):
+    """A 1 m x 2 m strip of hallway 17 m from the origin fits in a narrow cone, but it is no
+    camera frame: its floor and ceiling say z."""
+    xyz = read_cloud(real_rooms / "s3dis/Area_4/hallway_5_crop.ply").absolute_xyz()
+    assert place(Cloud.from_arrays(xyz), units="m").up == "z"
+    for up in ("x", "-x", "y", "-y"):
+        found, clear = detect_up(scene_sample(xyz @ ROTATIONS[up]))
+        assert found == up or not clear, (up, found)
