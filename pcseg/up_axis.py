@@ -25,9 +25,11 @@ bottom and top tenths of the cloud along it (floor and ceiling, or two end walls
   :data:`CORRIDOR` times the next) is never clear this way: its side walls are as large as
   its floor and ceiling, or larger.
 
-A guess away from z is only taken when it is clear (:data:`AXIS_MARGIN`, :data:`SIGN_MARGIN`;
-the file's z read upside down needs :data:`UPSIDE_DOWN_MARGIN`, being far rarer than y up);
-otherwise the file's own z is kept and the caller says so.
+A guess away from z is only taken when it is clear (:data:`AXIS_MARGIN`, :data:`SIGN_MARGIN`).
+The file's z read upside down, far rarer than y up, needs more: :data:`UPSIDE_DOWN_MARGIN` of
+clutter imbalance when floor and ceiling are both there, and clutter gathered on the floor
+side (:data:`SIGN_MARGIN`) when the floor has no ceiling. Otherwise the file's own z is kept
+and the caller says so.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ ROTATIONS = {
 }
 #: ``--up`` values: an axis, or ``auto`` (found from the cloud).
 UP_CHOICES = ("auto", *ROTATIONS)
-#: Floor-and-ceiling score of the chosen axis over the next axis's, at least, to leave z.
+#: Cap score of the chosen axis over the next axis's (a floor without a ceiling: its cap over the
+#: next such cap), at least, to leave z.
 AXIS_MARGIN = 1.15
 #: Share of the sample by which table tops and clutter must sit below the middle to leave +z,
 #: and, for a file's z read upside down (-z, far rarer than y up), at least.
