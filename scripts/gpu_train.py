@@ -39,8 +39,11 @@ def config_sources(config_name: str) -> tuple[dict, dict[str, str]]:
     """The resolved config and its sources' cache folders ({source name: root})."""
     from pcseg.config import load_config
     from pcseg.data.sources import source_specs
+    from pcseg.errors import PcsegError
 
     config = load_config(config_name)
+    if "stages" in config:
+        raise PcsegError(f"{config_name}: a staged config; give one of its stages' configs (e.g. acnn_real_stage1)")
     return config, {spec["name"]: spec["root"] for spec in source_specs(config["data"])}
 
 
@@ -74,7 +77,8 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="no GPU: unpack, one tiny CPU epoch, the report")
     parser.add_argument("--pack-only", action="store_true", help="only pack the config's prepared caches into --pack")
     parser.add_argument("--pack", type=Path, default=DEFAULT_PACK, help=f"packed rooms (default {DEFAULT_PACK})")
-    parser.add_argument("--config", default="acnn_real", help="training config (default acnn_real)")
+    parser.add_argument("--config", default="acnn_real_stage1",
+                        help="a single-stage training config (default acnn_real_stage1, the default model's recipe)")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for everything (default 480)")
     parser.add_argument("--out", type=Path, help="report and run folder (default: $OUT, else build/gpu_train)")
@@ -84,7 +88,11 @@ def main() -> int:
     from pcseg.data.compact import pack_caches, unpack_caches
     from pcseg.errors import PcsegError
 
-    config, caches = config_sources(args.config)
+    try:
+        config, caches = config_sources(args.config)
+    except PcsegError as exc:
+        print(f"gpu_train: error: {exc}", file=sys.stderr)
+        return 2
     if args.pack_only:
         try:
             path = pack_caches(caches, args.pack)

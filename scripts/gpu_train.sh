@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the default model's recipe (pcseg/configs/acnn_real.yaml) on a lent GPU within a time
+# Trains the default model's recipe (pcseg/configs/acnn_real_stage1.yaml) on a lent GPU within a time
 # budget (default 480 s, build included), from the training rooms packed by
 # `python scripts/gpu_train.py --pack-only` into build/real_rooms.npz (about 23 MB: carry it).
 # Writes the run folder (best.pt, last.pt, metrics), gpu_train.json and gpu_train.log to $OUT

@@ -63,7 +63,7 @@ def test_pack_refuses_rooms_too_large_and_unpack_foreign_files(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_dry_run_trains_one_tiny_epoch_and_reports(tmp_path):
     # one small random room for every room or area the default recipe names
-    specs = source_specs(load_config("acnn_real")["data"])
+    specs = source_specs(load_config("acnn_real_stage1")["data"])
     caches = {spec["name"]: _cache(tmp_path / spec["name"],
                                    {name if "/" in name else f"{name}/room": 200
                                     for name in spec["areas_train"] + spec["areas_val"]}, seed)
@@ -75,7 +75,7 @@ def test_dry_run_trains_one_tiny_epoch_and_reports(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads((out / "gpu_train.json").read_text())
-    assert report["ok"] and report["dry_run"] and report["config"] == "acnn_real"
+    assert report["ok"] and report["dry_run"] and report["config"] == "acnn_real_stage1"
     steps = {s["name"]: s for s in report["steps"]}
     assert steps["unpack"]["rooms"] == {spec["name"]: len(spec["areas_train"]) + len(spec["areas_val"]) for spec in specs}
     assert steps["train"]["exit_code"] == 0 and not steps["train"]["stopped_by_budget"]
@@ -90,3 +90,11 @@ def test_without_a_gpu_training_refuses_in_the_report(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "no CUDA device" in json.loads((tmp_path / "gpu_train.json").read_text())["error"]
+
+
+def test_a_staged_config_is_refused_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "scripts/gpu_train.py", "--pack-only", "--config", "acnn_real",
+                           "--pack", str(tmp_path / "p.npz")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("gpu_train: error: acnn_real: a staged config")
+    assert not (tmp_path / "p.npz").exists()
