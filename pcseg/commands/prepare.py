@@ -42,16 +42,25 @@ def _kind(kinds, name: str, help_text: str, src_help: str, items: str, func):
     parser.add_argument("dst", help="output cache folder (re-running resumes)")
     parser.add_argument("--workers", type=workers_count, default=DEFAULT_WORKERS,
                         help=f"{items} prepared in parallel (default: min(4, CPUs))")
-    parser.set_defaults(func=func)
+    parser.set_defaults(func=_claiming_dst(func))
     return parser
 
 
+def _claiming_dst(func):
+    """``func(args)`` run with the cache folder ``args.dst`` claimed (:mod:`pcseg.claims`): a second
+    run into it fails in one line, and what a killed run left there is removed by the next."""
+    def run(args) -> int:
+        from ..claims import claimed, folder_leftovers
+
+        with claimed([args.dst], folder_leftovers):
+            return func(args)
+    return run
+
+
 def run_s3dis(args) -> int:
-    from ..claims import claimed, folder_leftovers
     from ..data.s3dis import prepare_s3dis
 
-    with claimed([args.dst], folder_leftovers):
-        reports = prepare_s3dis(args.src, args.dst, workers=args.workers)
+    reports = prepare_s3dis(args.src, args.dst, workers=args.workers)
     for report in reports:
         for line in report.repaired + report.skipped:
             print(line)
@@ -73,11 +82,9 @@ def run_s3dis(args) -> int:
 
 
 def run_scannet(args) -> int:
-    from ..claims import claimed, folder_leftovers
     from ..data.scannet import DEFAULT_MAPPING, prepare_scannet
 
-    with claimed([args.dst], folder_leftovers):
-        reports = prepare_scannet(args.src, args.dst, args.mapping or DEFAULT_MAPPING, workers=args.workers)
+    reports = prepare_scannet(args.src, args.dst, args.mapping or DEFAULT_MAPPING, workers=args.workers)
     entries = [r.entry for r in reports]
     labelled = sum(sum(e["class_counts"]) for e in entries)
     total = sum(e["num_points"] for e in entries)
@@ -91,11 +98,9 @@ def run_scannet(args) -> int:
 
 
 def run_ply(args) -> int:
-    from ..claims import claimed, folder_leftovers
     from ..data.ply_folder import prepare_ply_folder
 
-    with claimed([args.dst], folder_leftovers):
-        reports = prepare_ply_folder(args.src, args.dst, args.classes, workers=args.workers)
+    reports = prepare_ply_folder(args.src, args.dst, args.classes, workers=args.workers)
     _print_table([
         ("clouds", f"{len(reports)} ({sum(r.resumed for r in reports)} already done)"),
         ("points", f"{sum(r.entry['num_points'] for r in reports):,}"),
