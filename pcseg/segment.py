@@ -35,6 +35,7 @@ from .placement import Placement, place
 from .refine import model_refines, refine_probabilities
 from .units import check_units
 from .up_axis import check_up
+from .up_judge import VOXEL as JUDGE_VOXEL
 
 #: Side (metres) of the voxels whose points share one model prediction (0: every point).
 DEFAULT_VOXEL_SIZE = 0.02
@@ -124,7 +125,18 @@ class Segmenter:
 
     def place(self, cloud: Cloud, name: str = "cloud") -> Placement:
         """The cloud's up axis and unit for this segmenter's settings (see :func:`pcseg.placement.place`)."""
-        return place(cloud, self.up, self.units, name)
+        return place(cloud, self.up, self.units, name, judge=self.judge)
+
+    def judge(self, xyz: np.ndarray, rgb: Optional[np.ndarray]) -> float:
+        """How sure the model is of one reading of a cloud (:data:`pcseg.up_judge.Judge`): its mean top
+        probability over the points (n, 3) float32 (metres, z up; colours (n, 3) uint8 or None) from one
+        coarse pass, blocks side by side on one point per :data:`pcseg.up_judge.VOXEL`; 0 for no points."""
+        if len(xyz) == 0:
+            return 0.0
+        probs = predict_probabilities(self.model, xyz, rgb, feature_set=self.feature_set, num_points=self.num_points,
+                                      block_size=self.block_size, stride=self.block_size, batch_size=self.batch_size,
+                                      device=self.device, voxel_size=JUDGE_VOXEL, progress=False, colours=self.colours)
+        return float(probs.max(axis=1).mean())
 
     def probabilities(self, cloud: Cloud, progress: bool = True,
                       placement: Optional[Placement] = None) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from .infer import Frame
 from .io.chunked import ChunkedCloud
 from .io.cloud import color_peak, valid_points
 from .placement import Placement, looked_at, place_points
+from .up_judge import Judge
 from .refine import CELL as VOTING_CELL, CELL_HALO, cell_of
 
 #: Side of the histogram cells tiles are planned on, metres.
@@ -50,14 +52,13 @@ def halo_width(block_size: float, stride: float, voxel_size: float) -> float:
 @dataclass
 class Bounds:
     """What pass 1 learns: ``origin`` (3,) float64 (``Cloud.origin``), the cloud's ``placement``,
-    its ``frame``, whether the file has colours and their ``color_peak``, and ``histogram`` (nx, ny)
+    its ``frame``, whether the file has colours, and ``histogram`` (nx, ny)
     points per ``CELL`` from ``lo`` (2,) in the model's frame."""
 
     origin: np.ndarray
     placement: Placement
     frame: Frame
     has_colors: bool
-    color_peak: float
     lo: np.ndarray
     histogram: np.ndarray
 
@@ -69,10 +70,11 @@ def _frame_xyz(chunk_xyz: np.ndarray, origin: np.ndarray, placement: Placement) 
     return finite, placement.model_xyz((chunk_xyz[finite] - origin).astype(np.float32))
 
 
-def scan_bounds(reader: ChunkedCloud, up: str = "z", units: str = "m") -> Bounds:
-    """Pass 1 (three reads: the origin first, then the points the placement is decided on, then
-    everything measured in the model's frame). ``up`` and ``units`` as :func:`pcseg.placement.place`
-    takes them ("auto": found from the cloud)."""
+def scan_bounds(reader: ChunkedCloud, up: str = "z", units: str = "m", judge: Optional[Judge] = None) -> Bounds:
+    """Pass 1 (three reads: the origin and colour range first, then the points the placement is
+    decided on, then everything measured in the model's frame). ``up``, ``units`` and ``judge`` as
+    :func:`pcseg.placement.place` takes them ("auto": found from the cloud); the reader's colours are
+    scaled by the whole file's range from then on."""
     low = np.full(3, np.inf)
     peak, has_colors, finite_count = -np.inf, False, 0
     for chunk in reader.chunks():
@@ -85,7 +87,9 @@ def scan_bounds(reader: ChunkedCloud, up: str = "z", units: str = "m") -> Bounds
     if not np.isfinite(low).all():
         raise PcsegError(f"{reader.path}: all {reader.count} points have non-finite coordinates")
     origin = np.floor(low)
-    placement = place_points(_looked_at_points(reader, origin, finite_count), up, units, str(reader.path))
+    reader.set_color_peak(peak)
+    looked_at_xyz, looked_at_rgb = _looked_at_points(reader, origin, finite_count)
+    placement = place_points(looked_at_xyz, up, units, str(reader.path), looked_at_rgb, judge)
     lo32, hi32 = np.full(3, np.inf, np.float32), np.full(3, -np.inf, np.float32)
     cells: dict = {}
     for chunk in reader.chunks():
@@ -101,14 +105,15 @@ def scan_bounds(reader: ChunkedCloud, up: str = "z", units: str = "m") -> Bounds
     histogram = np.zeros(keys.max(axis=0) - first + 1, dtype=np.int64)
     histogram[tuple((keys - first).T)] = list(cells.values())
     frame = Frame(lo32.astype(np.float64), lo32, hi32)
-    return Bounds(origin, placement, frame, has_colors, peak, first * CELL, histogram)
+    return Bounds(origin, placement, frame, has_colors, first * CELL, histogram)
 
 
-def _looked_at_points(reader: ChunkedCloud, origin: np.ndarray, finite_count: int) -> np.ndarray:
-    """(k, 3) float64 file coordinates of the ``finite_count`` finite points that
-    :func:`pcseg.placement.looked_at` picks, as a cloud read whole about ``origin`` holds them."""
+def _looked_at_points(reader: ChunkedCloud, origin: np.ndarray,
+                      finite_count: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """((k, 3) float64 file coordinates, (k, 3) uint8 colours or None) of the ``finite_count`` finite
+    points that :func:`pcseg.placement.looked_at` picks, as a cloud read whole about ``origin`` holds them."""
     chosen = looked_at(finite_count)
-    parts, seen = [], 0
+    parts, colours, seen = [], [], 0
     for chunk in reader.chunks():
         finite = np.flatnonzero(valid_points(chunk.xyz))
         if chosen is None:
@@ -118,7 +123,11 @@ def _looked_at_points(reader: ChunkedCloud, origin: np.ndarray, finite_count: in
             mine = finite[chosen[lo:hi] - seen]
         seen += len(finite)
         parts.append((chunk.xyz[mine] - origin).astype(np.float32).astype(np.float64) + origin)
-    return np.concatenate(parts) if parts else np.zeros((0, 3))
+        rgb = reader.rgb(chunk)
+        colours.append(None if rgb is None else rgb[mine])
+    if not parts:
+        return np.zeros((0, 3)), None
+    return np.concatenate(parts), None if any(rgb is None for rgb in colours) else np.concatenate(colours)
 
 
 @dataclass

@@ -139,9 +139,8 @@ def segment_tiled(segmenter, source: Path, target: Path, budget: int, *, keep_co
         shared = reader = None
         if ranks.is_first:
             reader = open_chunked(source)
-            bounds = scan_bounds(reader, segmenter.up, segmenter.units)
+            bounds = scan_bounds(reader, segmenter.up, segmenter.units, segmenter.judge)
             placed(bounds.placement)
-            reader.set_color_peak(bounds.color_peak)
             halo = halo_width(segmenter.block_size, segmenter.stride, segmenter.voxel_size)
             grids = [plan_tiles(bounds, halo, max(1, (budget - BASE_BYTES) // TILE_BYTES_PER_POINT))]
             if segmenter.refine:

@@ -121,7 +121,7 @@ def detect_up(sample: SceneSample) -> tuple[str, bool]:
     scores = caps.sum(axis=1) / np.maximum(sample.extent, 1e-12)
     order = np.argsort(scores)[::-1]
     best = int(order[0])
-    axis_clear = scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12) and not _is_corridor(sample)
+    axis_clear = scores[best] >= AXIS_MARGIN * max(scores[order[1]], 1e-12) and not is_corridor(sample)
     return _signed_by_clutter(sample, best, axis_clear)
 
 
@@ -167,7 +167,7 @@ def _open_ended_floor(sample: SceneSample, caps: np.ndarray) -> Optional[tuple[s
     return name, bool(axis_clear and sign_clear)
 
 
-def _is_corridor(sample: SceneSample) -> bool:
+def is_corridor(sample: SceneSample) -> bool:
     """True for a long, narrow cloud (a hallway): its floor and ceiling look like its two side
     walls turned, so neither can be told as the floor from their sizes."""
     longest, second = np.sort(sample.extent)[::-1][:2]
