@@ -29,7 +29,7 @@ A guess away from z is only taken when it is clear (:data:`AXIS_MARGIN`, :data:`
 The file's z read upside down, far rarer than y up, needs more: :data:`UPSIDE_DOWN_MARGIN` of
 clutter imbalance when floor and ceiling are both there, and clutter gathered on the floor
 side (:data:`SIGN_MARGIN`) when the floor has no ceiling. Otherwise the file's own z is kept
-and the caller says so.
+and the caller says so, unless a model is at hand to judge the cloud (:mod:`pcseg.up_judge`).
 """
 
 from __future__ import annotations
