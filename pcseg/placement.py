@@ -25,7 +25,7 @@ import numpy as np
 
 from .domain import out_of_domain_reason
 from .io import Cloud
-from .scene_stats import scene_sample
+from .scene_stats import SceneSample, scene_sample
 from .units import UNIT_SCALES, check_units, guess_units
 from .up_axis import axis_index, check_up, detect_up, to_z_up
 from .up_judge import Judge, judged_up
@@ -100,7 +100,7 @@ def place_points(absolute: np.ndarray, up: str = "auto", units: str = "auto", na
     return Placement(up, units, notes, warning)
 
 
-def _found_up(sample, absolute: np.ndarray, rgb: Optional[np.ndarray], judge: Optional[Judge],
+def _found_up(sample: SceneSample, absolute: np.ndarray, rgb: Optional[np.ndarray], judge: Optional[Judge],
               name: str) -> tuple[str, Optional[str]]:
     """(up axis, the line that says what was assumed or None) of a cloud from its shape, or from
     the model's ``judge`` where the shape leaves it unclear."""

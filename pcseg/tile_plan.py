@@ -31,8 +31,8 @@ from .infer import Frame
 from .io.chunked import ChunkedCloud
 from .io.cloud import color_peak, valid_points
 from .placement import Placement, looked_at, place_points
-from .up_judge import Judge
 from .refine import CELL as VOTING_CELL, CELL_HALO, cell_of
+from .up_judge import Judge
 
 #: Side of the histogram cells tiles are planned on, metres.
 CELL = 1.0

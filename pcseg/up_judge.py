@@ -9,10 +9,12 @@ reading (the model's mean top probability on a coarse pass, :meth:`pcseg.segment
 A room read the right way up looks like the rooms the model knows, and it is surer of it. The
 file's z is left only for a reading clearly surer than z (:data:`MARGIN`; :data:`UPSIDE_DOWN_MARGIN`
 for -z, far rarer than y up) and than every other reading (:data:`RUNNER_UP_MARGIN`: in hallways
-the model is about as sure of two or three readings). Clouds whose shape is clear are not judged: RGB-D reconstructions are
-placed better by their floors than by the model (measured by ``bench/bench_placement.py``). Nor
-are corridors (:func:`pcseg.up_axis.is_corridor`), which the model reads as surely on their side as
-upright, or clouds with few flat points (:data:`MIN_FLAT_SHARE`), no room the right way up either.
+the model is about as sure of two or three readings).
+
+Clouds whose shape is clear are not judged: RGB-D reconstructions are placed better by their
+floors than by the model (measured by ``bench/bench_placement.py``). Nor are corridors
+(:func:`pcseg.up_axis.is_corridor`), which the model reads as surely on their side as upright, or
+clouds with few flat points (:data:`MIN_FLAT_SHARE`), no room the right way up either.
 """
 
 from __future__ import annotations
