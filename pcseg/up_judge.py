@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from .scene_stats import SceneSample
 from .units import UNIT_SCALES, guess_units
@@ -50,11 +51,12 @@ def judged_up(points: np.ndarray, rgb: Optional[np.ndarray], sample: SceneSample
     """(up axis, clear, {reading: score}) of a cloud given as the (k, 3) float64 file coordinates of
     its looked-at points (with their (k, 3) uint8 ``rgb`` or None) and their :class:`SceneSample`.
     ``clear`` is False, and the axis z, when no reading beats z and the others by their margins, or
-    when the cloud is a corridor or has too few flat points to be judged (no scores then)."""
+    when the cloud is a corridor or has too few flat points to be judged (no scores then). A progress
+    bar over the six readings shows on a terminal (the judging takes up to a minute on two cores)."""
     scores = {}
     if sample.planar.mean() < MIN_FLAT_SHARE or is_corridor(sample):
         return "z", False, scores
-    for up in ROTATIONS:
+    for up in tqdm(ROTATIONS, desc="up axis: asking the model", unit="reading", leave=False, disable=None):
         scale = UNIT_SCALES[guess_units(sample, axis_index(up))]
         xyz = to_z_up(points, up) * scale
         inside = np.all(np.abs(xyz - np.median(xyz, axis=0)) <= SPAN / 2, axis=1)
